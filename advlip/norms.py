@@ -1,0 +1,149 @@
+r"""Lp norms, dual exponents, dual directions and Lp-ball projections.
+
+The threat model is the ball :math:`B_p(\varepsilon) = \{\delta : \|\delta\|_p \le \varepsilon\}`
+with dual exponent :math:`q`, :math:`1/p + 1/q = 1`. Hölder's inequality
+:math:`|w\cdot\delta| \le \|w\|_q \|\delta\|_p` is attained by
+:math:`\delta = \varepsilon\, u(w)` with :math:`u(w) \in \partial\|w\|_q` (SPEC §2):
+
+* :math:`1 < q < \infty`: :math:`u_i = \operatorname{sign}(w_i)\,(|w_i|/\|w\|_q)^{q-1}`;
+* :math:`q = 1` (:math:`p = \infty`): :math:`u = \operatorname{sign}(w)`;
+* :math:`q = \infty` (:math:`p = 1`): :math:`u = \operatorname{sign}(w_k) e_k`, :math:`k \in \arg\max_i |w_i|`.
+
+``p``/``q`` are static Python floats (``math.inf`` for ∞); arrays may be traced.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from advlip import norms
+    >>> norms.dual_exponent(1.0), norms.dual_exponent(2.0), norms.dual_exponent(float("inf"))
+    (inf, 2.0, 1.0)
+    >>> float(norms.lp_norm(jnp.array([3.0, -4.0]), 2.0))
+    5.0
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax.projections as optax_proj
+from jax.typing import ArrayLike
+
+from advlip._validate import check_eps, check_p
+
+__all__ = [
+    "dual_exponent",
+    "lp_norm",
+    "dual_direction",
+    "norm_hessian",
+    "project_ball",
+    "l2_radius",
+]
+
+
+def dual_exponent(p: float) -> float:
+    """The Hölder conjugate ``q`` of ``p``: ``1/p + 1/q = 1`` (1 ↔ ∞, 2 ↔ 2)."""
+    p = check_p(p)
+    if p == 1.0:
+        return math.inf
+    if math.isinf(p):
+        return 1.0
+    return p / (p - 1.0)
+
+
+def lp_norm(x: ArrayLike, p: float) -> jax.Array:
+    r""":math:`\|x\|_p` over the last axis, scaled by :math:`\max_i |x_i|` so large ``p`` cannot overflow."""
+    p = check_p(p)
+    x = jnp.asarray(x)
+    ax = jnp.abs(x)
+    if p == 1.0:
+        return jnp.sum(ax, axis=-1)
+    if p == 2.0:
+        return jnp.sqrt(jnp.sum(x * x, axis=-1))
+    if math.isinf(p):
+        return jnp.max(ax, axis=-1)
+    scale = jnp.max(ax, axis=-1, keepdims=True)
+    safe = jnp.where(scale > 0, scale, 1.0)
+    return safe[..., 0] * jnp.sum((ax / safe) ** p, axis=-1) ** (1.0 / p)
+
+
+def dual_direction(w: ArrayLike, *, q: float) -> jax.Array:
+    r"""A unit-:math:`p` subgradient :math:`u(w) \in \partial \|w\|_q` (last axis).
+
+    It satisfies :math:`u\cdot w = \|w\|_q` and :math:`\|u\|_p = 1` for :math:`w \ne 0`
+    (SPEC §2). At :math:`w = 0` it returns 0, a valid subgradient; the gradient of
+    :math:`\|w\|_q` does not exist there. For :math:`q = \infty` ties of the
+    largest :math:`|w_i|` resolve to the first index.
+    """
+    q = check_p(q, "q")
+    w = jnp.asarray(w)
+    if q == 1.0:
+        return jnp.sign(w)
+    if math.isinf(q):
+        k = jnp.argmax(jnp.abs(w), axis=-1)
+        onehot = jax.nn.one_hot(k, w.shape[-1], dtype=w.dtype)
+        return onehot * jnp.sign(w)
+    n = lp_norm(w, q)[..., None]
+    safe = jnp.where(n > 0, n, 1.0)
+    return jnp.sign(w) * (jnp.abs(w) / safe) ** (q - 1.0)
+
+
+def norm_hessian(w: ArrayLike, *, q: float) -> jax.Array:
+    r"""Hessian of :math:`\|w\|_q` (1-D ``w``), where it exists.
+
+    .. math:: \nabla^2 \|w\|_q = \frac{q-1}{N}\Big[\operatorname{diag}\big((|w_i|/N)^{q-2}\big) - u u^\top\Big],
+              \quad N = \|w\|_q,
+
+    which is :math:`(I - \hat w \hat w^\top)/\|w\|_2` for :math:`q = 2`. For :math:`q \in \{1, \infty\}`
+    it is 0 wherever :math:`\|w\|_q` is differentiable (``u`` is locally constant).
+    Entries are ``inf`` where :math:`1 < q < 2` and some :math:`w_i = 0` (the
+    Hessian does not exist there: SPEC LIN-LP).
+    """
+    q = check_p(q, "q")
+    w = jnp.asarray(w)
+    d = w.shape[-1]
+    if q == 1.0 or math.isinf(q):
+        return jnp.zeros((d, d), dtype=w.dtype)
+    n = lp_norm(w, q)
+    u = dual_direction(w, q=q)
+    r = jnp.abs(w) / n
+    if q == 2.0:
+        diag = jnp.ones_like(w)
+    else:
+        # 0 ** negative = inf: the Hessian does not exist at w_i = 0 for q < 2.
+        diag = r ** (q - 2.0)
+    return (q - 1.0) / n * (jnp.diag(diag) - jnp.outer(u, u))
+
+
+def project_ball(delta: ArrayLike, *, eps: ArrayLike, p: float) -> jax.Array:
+    r"""Euclidean projection of ``delta`` (last axis) onto :math:`B_p(\varepsilon)`.
+
+    ``p`` ∈ {1, 2, ∞} through :mod:`optax.projections` (L1 by the sort-based method
+    of Duchi et al. 2008, a true Euclidean projection, not a rescaling).
+    """
+    p = check_p(p)
+    eps = check_eps(eps)
+    delta = jnp.asarray(delta)
+    if p == 1.0:
+        proj = lambda v: optax_proj.projection_l1_ball(v, eps)  # noqa: E731
+    elif p == 2.0:
+        proj = lambda v: optax_proj.projection_l2_ball(v, eps)  # noqa: E731
+    elif math.isinf(p):
+        return jnp.clip(delta, -eps, eps)
+    else:
+        raise ValueError(
+            f"project_ball: p={p} is not supported; allowed: 1, 2, inf "
+            "(general p has no closed-form Euclidean projection)"
+        )
+    flat = delta.reshape(-1, delta.shape[-1])
+    return jax.vmap(proj)(flat).reshape(delta.shape)
+
+
+def l2_radius(d: int, p: float) -> float:
+    r"""Largest :math:`\|\delta\|_2` over :math:`B_p(1)` in :math:`\mathbb{R}^d`: :math:`d^{\max(0,\,1/2 - 1/p)}`.
+
+    So :math:`\operatorname{diam}_2 B_p(\varepsilon) = 2\varepsilon\, d^{\max(0, 1/2-1/p)}` (SPEC LIU).
+    """
+    p = check_p(p)
+    inv_p = 0.0 if math.isinf(p) else 1.0 / p
+    return float(d) ** max(0.0, 0.5 - inv_p)

@@ -1,0 +1,29 @@
+"""Strict test environment: float64, and Hypothesis profiles chosen by environment.
+
+Profiles:
+  * ``ci`` — derandomized and bounded, selected automatically when ``CI=true``;
+  * ``dev`` — the default locally: random, moderate;
+  * ``thorough`` — many examples; select with ``HYPOTHESIS_PROFILE=thorough``.
+
+JAX compiles a function on its first call, so the first Hypothesis example of a
+test can take seconds: deadlines are off in every profile (a deadline would
+measure compilation, not the property).
+"""
+
+import os
+
+import jax
+from hypothesis import HealthCheck, settings
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import advlip  # noqa: E402,F401  (float64 on, as a user gets it)
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", derandomize=True, max_examples=25, print_blob=True, **_common)
+settings.register_profile("dev", max_examples=40, **_common)
+settings.register_profile("thorough", max_examples=500, **_common)
+
+_default = "ci" if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else "dev"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
