@@ -340,3 +340,32 @@ class LinearProblem:
 
     def weights(self, theta: jax.Array) -> jax.Array:
         return self.split(theta)[0]
+
+    def grad_error_bound(self, theta: jax.Array) -> jax.Array:
+        r"""A float64 error bound on ``‖grad(θ)‖`` computed as in :meth:`grad` (2-norm).
+
+        Rounding model (:mod:`advlip.tolerance`): each margin :math:`\tilde m_i` is a
+        dot product plus a norm, :math:`k_m = 2d + 4` operations on terms bounded by
+        :math:`|x_i|\cdot|w| + |b| + \varepsilon\|w\|_q`; its error moves :math:`\ell'`
+        by at most :math:`\ell''_{\sup}\,\delta m`. The mean over n rows of
+        :math:`\ell'(\tilde m_i)(y_i x_i - \varepsilon u)` adds :math:`\gamma_{n+4}` times the
+        sum of the absolute terms, per component.
+        """
+        from advlip import tolerance
+
+        lo = get_loss(self.loss)
+        w, b = self.split(theta)
+        mt = self.margins(theta)
+        scale_m = jnp.abs(self.X) @ jnp.abs(w) + jnp.abs(b) + self.eps * norms.lp_norm(w, self.q)
+        dm = tolerance.gamma(2 * self.d + 4) * scale_m
+        d2 = lo.d2_sup(mt - dm, mt + dm)
+        d1 = jnp.abs(lo.d1(mt)) + d2 * dm
+        u = jnp.abs(norms.dual_direction(w, q=self.q))
+        terms = jnp.mean(d1[:, None] * (jnp.abs(self.X) + self.eps * u), axis=0)
+        err_w = tolerance.gamma(self.X.shape[0] + 4) * terms + jnp.mean(
+            (d2 * dm)[:, None] * (jnp.abs(self.X) + self.eps * u), axis=0
+        )
+        err = jnp.linalg.norm(err_w)
+        if self.fit_bias:
+            err = err + tolerance.gamma(self.X.shape[0] + 4) * jnp.mean(d1) + jnp.mean(d2 * dm)
+        return err

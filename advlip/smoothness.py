@@ -1,0 +1,316 @@
+r"""Measuring smoothness numerically: gradient ratios, worst pairs, growth exponents (SPEC §5).
+
+Everything here works on any ``grad_fn`` mapping a flat parameter vector
+:math:`\theta \in \mathbb{R}^P` to :math:`\nabla L(\theta)`; it knows nothing of the
+theory. The *gradient ratio* of a pair is
+
+.. math:: R(\theta_1, \theta_2) = \frac{\|\nabla L(\theta_1) - \nabla L(\theta_2)\|_2}{\|\theta_1 - \theta_2\|_2},
+
+and :math:`L` is β-smooth on a set iff :math:`R \le \beta` for every pair in it. Three
+ways to look for large :math:`R`:
+
+* :func:`sample_pairs` + :func:`pair_ratios`: random pairs at all scales;
+* :func:`search_worst_pair`: gradient ascent (Adam) on a score such as
+  :math:`\log R - \log \beta(\theta_1, \theta_2)`, many starts at once;
+* :func:`witness_ratios` + :func:`fit_growth_exponent`: pairs :math:`\theta_0 + t d_1`,
+  :math:`\theta_0 + t d_2` closing in on a suspected kink; the slope of :math:`\log R`
+  against :math:`\log t` is 0 where :math:`\nabla L` is Lipschitz, :math:`q-2` where it is
+  only Hölder, −1 at a jump.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from advlip import smoothness
+    >>> grad = lambda th: 3.0 * th          # L = 1.5 |θ|², 3-smooth
+    >>> float(smoothness.gradient_ratio(grad, jnp.ones(2), jnp.zeros(2)))
+    3.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from advlip import tolerance
+
+__all__ = [
+    "gradient_ratio",
+    "pair_ratios",
+    "sample_pairs",
+    "search_worst_pair",
+    "SearchResult",
+    "witness_differences",
+    "witness_ts",
+    "fit_growth_exponent",
+    "ExponentFit",
+]
+
+GradFn = Callable[[jax.Array], jax.Array]
+
+#: Exponent fits must resolve at least this finely: the nearest exponents SPEC's
+#: phase diagram distinguishes (p = 4 and 6: -2/3 and -0.8) differ by 0.13.
+RESOLUTION = 0.1
+
+
+def gradient_ratio(grad_fn: GradFn, theta1: jax.Array, theta2: jax.Array) -> jax.Array:
+    r""":math:`R(\theta_1,\theta_2) = \|\nabla L(\theta_1)-\nabla L(\theta_2)\| / \|\theta_1-\theta_2\|`."""
+    return jnp.linalg.norm(grad_fn(theta1) - grad_fn(theta2)) / jnp.linalg.norm(theta1 - theta2)
+
+
+def pair_ratios(
+    grad_fn: GradFn, thetas1: jax.Array, thetas2: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Ratios of many pairs at once (vmapped; jit the caller or pass a jitted ``grad_fn``).
+
+    Returns ``(R, ‖Δg‖, ‖Δθ‖)``, each of shape (N,).
+    """
+
+    def one(t1, t2):
+        dg = jnp.linalg.norm(grad_fn(t1) - grad_fn(t2))
+        dt = jnp.linalg.norm(t1 - t2)
+        return dg / dt, dg, dt
+
+    return jax.vmap(one)(thetas1, thetas2)
+
+
+def sample_pairs(
+    key: jax.Array,
+    n: int,
+    dim: int,
+    *,
+    norm_range: tuple[float, float] = (0.05, 5.0),
+    rel_dist_range: tuple[float, float] = (1e-4, 1.0),
+) -> tuple[jax.Array, jax.Array]:
+    """Random pairs at every scale: first points with norms log-uniform in ``norm_range``,
+    partners at relative distances log-uniform in ``rel_dist_range``. Shapes (n, dim)."""
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    d1 = jax.random.normal(k1, (n, dim))
+    d1 = d1 / jnp.linalg.norm(d1, axis=1, keepdims=True)
+    log_lo, log_hi = np.log(norm_range[0]), np.log(norm_range[1])
+    r = jnp.exp(jax.random.uniform(k2, (n, 1), minval=log_lo, maxval=log_hi))
+    t1 = r * d1
+    d2 = jax.random.normal(k3, (n, dim))
+    d2 = d2 / jnp.linalg.norm(d2, axis=1, keepdims=True)
+    lo, hi = np.log(rel_dist_range[0]), np.log(rel_dist_range[1])
+    s = jnp.exp(jax.random.uniform(k4, (n, 1), minval=lo, maxval=hi))
+    return t1, t1 + s * r * d2
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """Best pair found by :func:`search_worst_pair` (over all starts and steps)."""
+
+    theta1: np.ndarray
+    theta2: np.ndarray
+    score: float
+    scores_per_start: np.ndarray
+    steps: int
+
+
+def search_worst_pair(
+    score_fn: Callable[[jax.Array, jax.Array], jax.Array],
+    thetas1: jax.Array,
+    thetas2: jax.Array,
+    *,
+    steps: int,
+    learning_rate: float = 0.05,
+    project: Callable[[jax.Array], jax.Array] | None = None,
+) -> SearchResult:
+    r"""Gradient ascent (Adam) on ``score_fn(θ1, θ2)`` from every start pair at once.
+
+    ``score_fn`` is typically :math:`\log R - \log \beta(\theta_1,\theta_2)`, so the search
+    maximises the ratio to the claimed bound. ``project`` keeps iterates in a region
+    (e.g. :math:`\|w\| \ge r`). The best score seen along every trajectory is kept, so
+    the result is never worse than the starts. Steps are scaled by each pair's size
+    (Adam on the log-scale of the pair) so small and large pairs move alike.
+    """
+    project = project or (lambda th: th)
+    opt = optax.adam(learning_rate)
+    value_and_grad = jax.value_and_grad(lambda pair: score_fn(pair[0], pair[1]))
+
+    def run(t1, t2):
+        pair = (project(t1), project(t2))
+        state = opt.init(pair)
+        s0 = score_fn(*pair)
+
+        def step(carry, _):
+            pair, state, best, best_pair = carry
+            val, g = value_and_grad(pair)
+            g = jax.tree.map(lambda x: -jnp.nan_to_num(x), g)  # ascend; a NaN step is no step
+            scale = jnp.linalg.norm(pair[0] - pair[1]) + 1e-12
+            upd, state = opt.update(g, state, pair)
+            upd = jax.tree.map(lambda u: u * scale, upd)
+            new = jax.tree.map(lambda a, u: a + u, pair, upd)
+            new = (project(new[0]), project(new[1]))
+            new_val = score_fn(*new)
+            better = jnp.isfinite(new_val) & (new_val > best)
+            best = jnp.where(better, new_val, best)
+            best_pair = jax.tree.map(lambda b, n: jnp.where(better, n, b), best_pair, new)
+            return (new, state, best, best_pair), None
+
+        init = (pair, state, jnp.where(jnp.isfinite(s0), s0, -jnp.inf), pair)
+        (_, _, best, best_pair), _ = jax.lax.scan(step, init, None, length=steps)
+        return best, best_pair
+
+    best, (b1, b2) = jax.jit(jax.vmap(run))(thetas1, thetas2)
+    best = np.asarray(best)
+    i = int(np.argmax(best))
+    return SearchResult(
+        theta1=np.asarray(b1[i]),
+        theta2=np.asarray(b2[i]),
+        score=float(best[i]),
+        scores_per_start=best,
+        steps=steps,
+    )
+
+
+def witness_ts(t_min: float = 1e-6, t_max: float = 1e-2) -> np.ndarray:
+    """Distances ``t_min · 2^k`` up to ``t_max`` (geometric with ratio 2, as the fit needs)."""
+    k = int(np.floor(np.log2(t_max / t_min)))
+    return t_min * 2.0 ** np.arange(k + 1)
+
+
+def witness_differences(
+    grad_fn: GradFn, center: jax.Array, dir1: jax.Array, dir2: jax.Array, ts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient differences on the witness pairs :math:`\theta_0 + t d_1`, :math:`\theta_0 + t d_2`.
+
+    Returns ``(Δg, ‖Δθ‖)`` of shapes (k, P) and (k,) for the k values in ``ts``;
+    the ratios are ``‖Δg‖ / ‖Δθ‖``.
+    """
+    ts = jnp.asarray(ts)
+    t1 = center[None, :] + ts[:, None] * dir1[None, :]
+    t2 = center[None, :] + ts[:, None] * dir2[None, :]
+    dg = jax.vmap(lambda a, b: grad_fn(a) - grad_fn(b))(t1, t2)
+    return np.asarray(dg), np.asarray(jnp.linalg.norm(t1 - t2, axis=1))
+
+
+@dataclasses.dataclass
+class ExponentFit:
+    r"""The growth exponent :math:`s` of :math:`R(t) \sim t^{s}` as :math:`t 	o 0`.
+
+    Two estimates:
+
+    * ``slope``: the least-squares slope of :math:`\log R` on :math:`\log t` (SPEC §5).
+      It is biased where a bounded part sits beside the singular one, badly so when
+      :math:`s` is near 0;
+    * ``exponent``: Richardson-corrected. Near a kink the gradient difference expands
+      as :math:`\Delta g(t) = t\,v_1 + t^{1+s} v_2 + O(t^2)` (a jump: :math:`s = -1`;
+      Hölder: :math:`s = q - 2`). With :math:`t_{k+1} = 2 t_k`,
+      :math:`E_k = \|\Delta g(t_{k+1}) - 2\Delta g(t_k)\| = |2^{1+s} - 2|\,t_k^{1+s}\|v_2\| + O(t_k^2)`
+      cancels the Lipschitz part :math:`t v_1` exactly, so the slope :math:`\sigma` of
+      :math:`\log E_k` gives :math:`s = \min(0, \sigma - 1)`; :math:`s = 0` (``bounded``)
+      when :math:`\sigma \ge 1` or :math:`E_k` is below the float64 error of
+      :math:`\Delta g` (then :math:`\Delta g` is linear in :math:`t` to working precision).
+
+    ``tolerance`` = 3 standard errors of the regression of :math:`\log E` + the
+    difference of the slopes fitted on the smaller-t and larger-t halves (a measured
+    bound on the bias from higher-order terms) + the float64 error of :math:`E`
+    propagated into the slope. ``resolved`` says it is finer than :data:`RESOLUTION`;
+    a check must report "undetermined" otherwise.
+    """
+
+    ts: np.ndarray
+    ratios: np.ndarray
+    slope: float
+    slope_stderr: float
+    exponent: float
+    exponent_stderr: float
+    half_slopes: tuple[float, float]
+    tolerance: float
+    bounded: bool
+
+    @property
+    def resolved(self) -> bool:
+        return self.tolerance < RESOLUTION
+
+    def agrees_with(self, expected: float) -> bool:
+        return abs(self.exponent - float(expected)) <= self.tolerance
+
+    def to_dict(self) -> dict:
+        return {
+            "exponent": self.exponent,
+            "tolerance": self.tolerance,
+            "slope_logR_logt": self.slope,
+            "slope_stderr": self.slope_stderr,
+            "exponent_stderr": self.exponent_stderr,
+            "half_slopes": list(self.half_slopes),
+            "bounded": self.bounded,
+            "resolved": self.resolved,
+            "t": self.ts.tolist(),
+            "R": self.ratios.tolist(),
+        }
+
+
+def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope and its standard error."""
+    n = x.size
+    xm = x - x.mean()
+    sxx = float(xm @ xm)
+    slope = float(xm @ (y - y.mean())) / sxx
+    if n <= 2:
+        return slope, 0.0
+    resid = y - y.mean() - slope * xm
+    return slope, float(np.sqrt(resid @ resid / (n - 2) / sxx))
+
+
+def _half_slopes(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slopes fitted on the smaller-t and the larger-t half of the points."""
+    h = max(x.size // 2, 2)
+    return _ols(x[:h], y[:h])[0], _ols(x[-h:], y[-h:])[0]
+
+
+def fit_growth_exponent(
+    ts: np.ndarray,
+    grad_diffs: np.ndarray,
+    dtheta_norms: np.ndarray,
+    *,
+    grad_abs_error: float = 0.0,
+) -> ExponentFit:
+    """Fit the growth exponent from witness gradient differences at ``ts = t_min · 2^k``.
+
+    ``grad_diffs`` (k, P) and ``dtheta_norms`` (k,) come from :func:`witness_differences`;
+    ``grad_abs_error`` bounds the float64 error of one gradient (per component, in
+    2-norm), so each difference is off by at most twice that.
+    """
+    ts = np.asarray(ts, dtype=float)
+    dg = np.asarray(grad_diffs, dtype=float)
+    dt = np.asarray(dtheta_norms, dtype=float)
+    if ts.ndim != 1 or ts.size < 6 or dg.shape[0] != ts.size or dt.shape != ts.shape:
+        raise ValueError(
+            "fit_growth_exponent needs ts (k,), grad_diffs (k, P), dtheta_norms (k,), k >= 6; "
+            f"got {ts.shape}, {dg.shape}, {dt.shape}"
+        )
+    if not np.allclose(ts[1:] / ts[:-1], 2.0, rtol=1e-12):
+        raise ValueError("ts must be geometric with ratio 2 (use advlip.smoothness.witness_ts)")
+    if not (np.all(np.isfinite(dg)) and np.all(np.isfinite(dt))):
+        raise ValueError("gradient differences must be finite (is the gradient defined there?)")
+    ratios = np.linalg.norm(dg.reshape(ts.size, -1), axis=1) / dt
+    if np.any(ratios <= 0):
+        raise ValueError("every witness pair must have a non-zero gradient difference")
+    lt = np.log(ts)
+    slope, slope_se = _ols(lt, np.log(ratios))
+
+    flat = dg.reshape(ts.size, -1)
+    E = np.linalg.norm(flat[1:] - 2.0 * flat[:-1], axis=1)
+    # float64 error of E: three differences, each carrying 2 gradient errors, plus rounding
+    noise = 6.0 * grad_abs_error + tolerance.gamma(3 * flat.shape[1] + 8) * (
+        np.linalg.norm(flat[1:], axis=1) + 2.0 * np.linalg.norm(flat[:-1], axis=1)
+    )
+    keep = E > 100.0 * noise
+    if keep.sum() < 4:
+        # Δg is linear in t to working precision: R is bounded, exponent 0.
+        return ExponentFit(ts, ratios, slope, slope_se, 0.0, 0.0, (0.0, 0.0), 3 * slope_se, True)
+    x, y = lt[:-1][keep], np.log(E[keep])
+    sigma, sigma_se = _ols(x, y)
+    halves = _half_slopes(x, y)
+    float_term = float(np.max(noise[keep] / E[keep])) / float(np.ptp(x))
+    tol = 3.0 * sigma_se + abs(halves[0] - halves[1]) + float_term
+    exponent = min(0.0, sigma - 1.0)
+    return ExponentFit(
+        ts, ratios, slope, slope_se, exponent, sigma_se, halves, tol, bool(sigma - 1.0 >= 0.0)
+    )
