@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -78,36 +79,42 @@ def pair_ratios(
 
 
 def sample_pairs(
-    key: jax.Array,
+    rng: np.random.Generator,
     n: int,
     dim: int,
     *,
     norm_range: tuple[float, float] = (0.05, 5.0),
     rel_dist_range: tuple[float, float] = (1e-4, 1.0),
 ) -> tuple[jax.Array, jax.Array]:
-    """Random pairs at every scale: first points with norms log-uniform in ``norm_range``,
-    partners at relative distances log-uniform in ``rel_dist_range``. Shapes (n, dim)."""
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    d1 = jax.random.normal(k1, (n, dim))
-    d1 = d1 / jnp.linalg.norm(d1, axis=1, keepdims=True)
-    log_lo, log_hi = np.log(norm_range[0]), np.log(norm_range[1])
-    r = jnp.exp(jax.random.uniform(k2, (n, 1), minval=log_lo, maxval=log_hi))
+    """Random pairs at every scale, drawn from the seeded NumPy generator ``rng``.
+
+    First points have norms log-uniform in ``norm_range`` and uniform directions;
+    partners sit at relative distances log-uniform in ``rel_dist_range``. Shapes (n, dim).
+    """
+    d1 = rng.standard_normal((n, dim))
+    d1 /= np.linalg.norm(d1, axis=1, keepdims=True)
+    r = np.exp(rng.uniform(math.log(norm_range[0]), math.log(norm_range[1]), (n, 1)))
+    d2 = rng.standard_normal((n, dim))
+    d2 /= np.linalg.norm(d2, axis=1, keepdims=True)
+    s = np.exp(rng.uniform(math.log(rel_dist_range[0]), math.log(rel_dist_range[1]), (n, 1)))
     t1 = r * d1
-    d2 = jax.random.normal(k3, (n, dim))
-    d2 = d2 / jnp.linalg.norm(d2, axis=1, keepdims=True)
-    lo, hi = np.log(rel_dist_range[0]), np.log(rel_dist_range[1])
-    s = jnp.exp(jax.random.uniform(k4, (n, 1), minval=lo, maxval=hi))
-    return t1, t1 + s * r * d2
+    return jnp.asarray(t1), jnp.asarray(t1 + s * r * d2)
 
 
 @dataclasses.dataclass
 class SearchResult:
-    """Best pair found by :func:`search_worst_pair` (over all starts and steps)."""
+    """Best pair found by :func:`search_worst_pair` (over all starts and steps).
+
+    ``theta1``/``theta2``/``score``: the best over all starts; ``thetas1``/``thetas2``/
+    ``scores``: the best of each start (shape (starts, P) and (starts,)).
+    """
 
     theta1: np.ndarray
     theta2: np.ndarray
     score: float
-    scores_per_start: np.ndarray
+    thetas1: np.ndarray
+    thetas2: np.ndarray
+    scores: np.ndarray
     steps: int
 
 
@@ -163,7 +170,9 @@ def search_worst_pair(
         theta1=np.asarray(b1[i]),
         theta2=np.asarray(b2[i]),
         score=float(best[i]),
-        scores_per_start=best,
+        thetas1=np.asarray(b1),
+        thetas2=np.asarray(b2),
+        scores=best,
         steps=steps,
     )
 
