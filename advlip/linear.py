@@ -92,7 +92,7 @@ def _hessian(w, X, y, b, eps, q, lo: MarginLoss):
     mt = y1 * (X2 @ w + b) - eps * norms.lp_norm(w, q)
     g1, g2 = lo.d1(mt), lo.d2(mt)
     u = norms.dual_direction(w, q=q)
-    a = y1[:, None] * X2 - eps * u  # (n, d)
+    a = y1[:, None] * X2 - eps * u[None, :]  # (n, d)
     a_full = jnp.concatenate([a, y1[:, None]], axis=1)  # bias column
     outer = jnp.einsum("n,ni,nj->ij", g2, a_full, a_full) / a.shape[0]
     d = w.shape[0]
@@ -361,9 +361,10 @@ class LinearProblem:
         d2 = lo.d2_sup(mt - dm, mt + dm)
         d1 = jnp.abs(lo.d1(mt)) + d2 * dm
         u = jnp.abs(norms.dual_direction(w, q=self.q))
-        terms = jnp.mean(d1[:, None] * (jnp.abs(self.X) + self.eps * u), axis=0)
+        xu = jnp.abs(self.X) + self.eps * u[None, :]
+        terms = jnp.mean(d1[:, None] * xu, axis=0)
         err_w = tolerance.gamma(self.X.shape[0] + 4) * terms + jnp.mean(
-            (d2 * dm)[:, None] * (jnp.abs(self.X) + self.eps * u), axis=0
+            (d2 * dm)[:, None] * xu, axis=0
         )
         err = jnp.linalg.norm(err_w)
         if self.fit_bias:
