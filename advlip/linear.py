@@ -163,7 +163,9 @@ def optimal_perturbation(w: ArrayLike, y: ArrayLike, *, eps: ArrayLike, p: float
     q = norms.dual_exponent(p)
     u = norms.dual_direction(jnp.asarray(w), q=q)
     y = jnp.asarray(y)
-    return -(y[..., None] if y.ndim else y) * eps * u
+    if y.ndim:
+        return -(y[:, None] * eps) * u[None, :]
+    return -y * eps * u
 
 
 def adversarial_grad(
