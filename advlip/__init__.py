@@ -23,11 +23,21 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from advlip import linear, losses, norms, tolerance  # noqa: E402
+from advlip import linear, losses, norms, regions, tolerance  # noqa: E402
+from advlip.falsifier import falsify, falsify_smoothness  # noqa: E402
 
 try:
     __version__ = version("advlip")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["linear", "losses", "norms", "tolerance", "__version__"]
+__all__ = [
+    "falsify",
+    "falsify_smoothness",
+    "linear",
+    "losses",
+    "norms",
+    "regions",
+    "tolerance",
+    "__version__",
+]

@@ -1,9 +1,12 @@
 """The ``advlip`` command line: parses arguments, calls the checks, prints the report.
 
-    advlip verify [--quick] [--seed N] [--json PATH] [--only ID ...] [--list] [--bounds]
+    advlip verify  [--quick] [--seed N] [--json PATH] [--only ID ...] [--list] [--bounds]
+    advlip falsify --p P --eps E --beta B [--data NAME|PATH] [--loss L] [--bias]
+                   [--min-norm R | --ball R | --box LOW HIGH] [--alpha A] [--budget N] [--seed N] [--json PATH]
 
-Exit status: 0 when every check holds, 1 when any fails or is undetermined,
-2 on bad arguments.
+Exit status of ``verify``: 0 when every check holds, 1 when any fails or is
+undetermined; of ``falsify``: 0 when the claim is not refuted, 1 when it is.
+Both: 2 on bad arguments or input.
 """
 
 from __future__ import annotations
@@ -88,6 +91,75 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if counts["holds"] == len(results) else 1
 
 
+def _falsify(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from advlip import data, falsifier, regions, report
+    from advlip.linear import LinearProblem
+
+    X, y = data.load(args.data, seed=args.seed)
+    prob = LinearProblem(X=X, y=y, eps=args.eps, p=args.p, loss=args.loss, fit_bias=args.bias)
+    dim = prob.dim
+    chosen = [a for a in ("min_norm", "ball", "box") if getattr(args, a) is not None]
+    if len(chosen) > 1:
+        raise ValueError(f"give one region, not {len(chosen)}: --min-norm, --ball or --box")
+    if args.ball is not None:
+        region = regions.Ball(np.zeros(dim), args.ball)
+    elif args.box is not None:
+        region = regions.Box(np.full(dim, args.box[0]), np.full(dim, args.box[1]))
+    else:
+        region = regions.NormAtLeast(args.min_norm if args.min_norm is not None else 1.0, dim)
+    _progress(
+        f"advlip falsify: claim ‖Δ∇L‖ ≤ {args.beta:g}‖Δθ‖"
+        + (f" + {args.alpha:g}" if args.alpha else "")
+        + f" for the p={args.p} adversarial {args.loss} loss (ε={args.eps:g}) of a linear model "
+        f"on {args.data} (n={X.shape[0]}, d={X.shape[1]}{', bias' if args.bias else ''}), "
+        f"region {region.describe()}; budget {args.budget}, seed {args.seed}"
+    )
+    verdict = falsifier.falsify_smoothness(
+        prob.grad,
+        beta=args.beta,
+        alpha=args.alpha,
+        region=region,
+        budget=args.budget,
+        seed=args.seed,
+    )
+    rows = [
+        ("claim", verdict.claim),
+        ("region", verdict.region),
+        ("verdict", "REFUTED" if verdict.refuted else "not refuted"),
+        ("best ratio R", f"{verdict.ratio:.6g}"),
+        ("‖Δg‖ / (β‖Δθ‖ + α)", f"{verdict.excess:.6g}"),
+        ("found by", verdict.strategy),
+        ("gradient evaluations", str(verdict.evaluations)),
+        ("θ1", np.array2string(verdict.theta1, precision=6, max_line_width=120)),
+        ("θ2", np.array2string(verdict.theta2, precision=6, max_line_width=120)),
+        ("‖θ1 − θ2‖", f"{float(np.linalg.norm(verdict.theta1 - verdict.theta2)):.3e}"),
+        ("seed", f"{verdict.seed} (same arguments and seed replay this run)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    print()
+    print("strategy    evaluations  best ‖Δg‖/(β‖Δθ‖+α)")
+    for name, fig in verdict.per_strategy.items():
+        print(f"{name:<10}  {int(fig['evaluations']):>11}  {fig['best_excess']:.6g}")
+    if args.json:
+        doc = {
+            "command": "falsify",
+            "data": args.data,
+            "p": args.p,
+            "eps": args.eps,
+            "loss": args.loss,
+            "bias": args.bias,
+            **verdict.to_dict(),
+        }
+        report.write_json(args.json, json.loads(json.dumps(doc, default=float)))
+        _progress(f"wrote {args.json}")
+    return 1 if verdict.refuted else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     from advlip import __version__
 
@@ -110,6 +182,34 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--list", action="store_true", help="list the result ids and exit")
     v.add_argument("--bounds", action="store_true", help="print every bound as SymPy renders it")
     v.set_defaults(func=_verify)
+
+    f = sub.add_parser(
+        "falsify",
+        help="try to refute a smoothness claim about a linear model's adversarial loss",
+        description=(
+            "Try hard to refute ‖∇L(θ1) − ∇L(θ2)‖ ≤ β‖θ1 − θ2‖ + α on a region, for the "
+            "closed-form adversarial loss of a linear model. Exit 0: not refuted; 1: refuted "
+            "(the witness pair is printed); 2: bad input."
+        ),
+    )
+    f.add_argument("--p", required=True, help="attack norm: 1 <= p <= inf (e.g. 2, inf)")
+    f.add_argument("--eps", type=float, required=True, help="attack radius ε >= 0")
+    f.add_argument("--beta", type=float, required=True, help="the claimed constant β > 0")
+    f.add_argument("--alpha", type=float, default=0.0, help="additive term α >= 0 (default 0)")
+    f.add_argument(
+        "--data",
+        default="synthetic",
+        help="synthetic, breast-cancer, digits-A-B, or a .npz (X, y) / .csv (label last) path",
+    )
+    f.add_argument("--loss", default="softplus", help="softplus, exponential or squared_hinge")
+    f.add_argument("--bias", action="store_true", help="the bias is a parameter too")
+    f.add_argument("--min-norm", type=float, metavar="R", help="region ‖θ‖ ≥ R (the default, R = 1)")
+    f.add_argument("--ball", type=float, metavar="R", help="region ‖θ‖ ≤ R")
+    f.add_argument("--box", type=float, nargs=2, metavar=("LOW", "HIGH"), help="region LOW ≤ θ_i ≤ HIGH")
+    f.add_argument("--budget", type=int, default=4000, help="gradient evaluations (default 4000)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
+    f.add_argument("--json", metavar="PATH", help="also write the verdict as JSON to PATH")
+    f.set_defaults(func=_falsify)
     return parser
 
 

@@ -63,3 +63,48 @@ def test_console_entry_point_runs():
         [sys.executable, "-m", "advlip", "--version"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and proc.stdout.startswith("advlip ")
+
+
+def test_falsify_refutes_linf_claim_exit_1(tmp_path, capsys):
+    path = tmp_path / "f.json"
+    code = cli.main(
+        ["falsify", "--p", "inf", "--eps", "0.5", "--beta", "10", "--min-norm", "1", "--json", str(path)]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and "REFUTED" in out and "found by" in out
+    doc = json.loads(path.read_text())
+    assert doc["refuted"] is True and doc["ratio"] > 10 and len(doc["theta1"]) == 4
+
+
+def test_falsify_true_l2_claim_exit_0_on_user_files(tmp_path, capsys):
+    import numpy as np
+
+    from advlip import data
+
+    X, y = (np.asarray(a) for a in data.synthetic(5, n=12, d=3))
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    np.savetxt(tmp_path / "d.csv", np.column_stack([X, y]), delimiter=",")
+    # LIN-L2 on ‖w‖ ≥ 1 with ε = 0.5: β = ¼(max‖x‖ + ½)² + ½ — a true claim
+    beta = 0.25 * (float(np.linalg.norm(X, axis=1).max()) + 0.5) ** 2 + 0.5
+    for f in ("d.npz", "d.csv"):
+        code = cli.main(
+            ["falsify", "--p", "2", "--eps", "0.5", "--beta", str(beta), "--data", str(tmp_path / f), "--budget", "600"]
+        )
+        assert code == 0 and "not refuted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--p", "0.5", "--eps", "0.1", "--beta", "1"], "p=0.5"),
+        (["--p", "2", "--eps", "-0.1", "--beta", "1"], "eps=-0.1"),
+        (["--p", "2", "--eps", "0.1", "--beta", "0"], "beta=0.0"),
+        (["--p", "2", "--eps", "0.1", "--beta", "1", "--data", "mnist"], "not a known dataset"),
+        (["--p", "2", "--eps", "0.1", "--beta", "1", "--loss", "hinge"], "loss='hinge'"),
+        (["--p", "2", "--eps", "0.1", "--beta", "1", "--ball", "1", "--box", "0", "1"], "one region"),
+    ],
+    ids=["p", "eps", "beta", "data", "loss", "two-regions"],
+)
+def test_falsify_bad_input_exit_2(argv, match, capsys):
+    assert cli.main(["falsify", *argv]) == 2
+    assert match in capsys.readouterr().err

@@ -1,0 +1,183 @@
+"""The falsifier: sound on true claims, powerful on false ones, replayable."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from advlip import data, falsify, falsify_smoothness, regions
+from advlip.falsifier import STRATEGIES
+from advlip.linear import LinearProblem
+
+X, Y = data.synthetic(0, n=16, d=3)
+
+
+def _lin_l2_beta(prob, r):
+    # SPEC LIN-L2 (softplus: ℓ''max = 1/4, |ℓ'|max = 1): β = ¼((max‖x‖+ε)² + [bias]) + ε/r on ‖w‖ ≥ r
+    return 0.25 * ((prob.x_norm_max + prob.eps) ** 2 + prob.fit_bias) + prob.eps / r
+
+
+# ---------------------------------------------------------------- soundness: true claims stand
+
+
+@settings(max_examples=4, suppress_health_check=[HealthCheck.nested_given])
+@given(
+    eps=st.sampled_from([0.1, 0.5, 1.0]),
+    r=st.sampled_from([0.2, 1.0, 3.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_lin_l2_true_bound_is_never_refuted(eps, r, seed):
+    prob = LinearProblem(X=X, y=Y, eps=eps, p=2.0)
+    v = falsify_smoothness(
+        prob.grad, beta=_lin_l2_beta(prob, r), region=regions.NormAtLeast(r, prob.dim), budget=1200, seed=seed
+    )
+    assert not v.refuted and v.excess <= 1.0
+
+
+@settings(max_examples=3, suppress_health_check=[HealthCheck.nested_given])
+@given(eps=st.sampled_from([0.1, 0.5]), seed=st.integers(0, 2**16))
+def test_lin_linf_additive_bound_is_never_refuted(eps, seed):
+    prob = LinearProblem(X=X, y=Y, eps=eps, p=math.inf)
+    sd = math.sqrt(prob.d)
+    beta = 0.25 * (prob.x_norm_max + eps * sd) ** 2  # SPEC LIN-LINF, softplus constants
+    alpha = 2 * eps * sd * 1.0
+    v = falsify_smoothness(
+        prob.grad, beta=beta, alpha=alpha, region=regions.Ball(np.zeros(prob.dim), 3.0), budget=1200, seed=seed
+    )
+    assert not v.refuted
+
+
+# ---------------------------------------------------------------- power: false claims fall
+
+
+@pytest.mark.parametrize("p", [1.0, math.inf], ids=["L1", "Linf"])
+@pytest.mark.parametrize("beta", [1.0, 100.0, 1e4])
+def test_l1_and_linf_claimed_smooth_are_refuted(p, beta):
+    prob = LinearProblem(X=X, y=Y, eps=0.5, p=p)
+    v = falsify_smoothness(prob.grad, beta=beta, region=regions.NormAtLeast(1.0, prob.dim), seed=1)
+    assert v.refuted
+    # the witness straddles the kink: its ratio exceeds β, re-computed here from scratch
+    g = lambda th: np.asarray(prob.grad(jnp.asarray(th)))  # noqa: E731
+    R = np.linalg.norm(g(v.theta1) - g(v.theta2)) / np.linalg.norm(v.theta1 - v.theta2)
+    assert R > beta
+    assert regions.NormAtLeast(1.0, prob.dim).contains(v.theta1)
+
+
+def test_lin_l2_below_its_supremum_is_refuted():
+    # The sup of R on ‖w‖ ≥ r is at least λ_max of the Hessian at any w there (R → ‖H v‖ as
+    # pairs close along v). Claiming 0.9 × the largest such λ_max is false; it must fall.
+    r = 0.5
+    prob = LinearProblem(X=X, y=Y, eps=0.5, p=2.0)
+    rng = np.random.default_rng(0)
+    ws = regions.NormAtLeast(r, prob.dim, max_norm=2 * r).sample(rng, 64)
+    lam = max(float(np.max(np.abs(np.linalg.eigvalsh(np.asarray(prob.hessian(jnp.asarray(w))))))) for w in ws)
+    v = falsify_smoothness(prob.grad, beta=0.9 * lam, region=regions.NormAtLeast(r, prob.dim), seed=2)
+    assert v.refuted and v.ratio > 0.9 * lam
+
+
+def test_sign_switch_found_by_bisection_without_probes():
+    # ∇L jumps across the hyperplane θ·a = 0.3 (not a coordinate plane: no probe sits on it);
+    # the segment bisection must find it.
+    a = jnp.array([0.6, -0.8])
+    grad = lambda th: jnp.where(th @ a > 0.3, 1.0, -1.0) * a + 0.1 * th  # noqa: E731
+    v = falsify_smoothness(
+        grad, beta=50.0, region=regions.Box([-2.0, -2.0], [2.0, 2.0]), strategies=("bisection",), seed=3
+    )
+    assert v.refuted and v.strategy == "bisection"
+
+
+def test_each_strategy_alone_reports_itself():
+    grad = lambda th: jnp.sign(th)  # noqa: E731
+    for name in STRATEGIES:
+        v = falsify_smoothness(grad, beta=1.0, region=regions.Box([-1.0], [1.0]), strategies=(name,), budget=400)
+        assert set(v.per_strategy) == {name}
+        assert v.evaluations <= 400 + 64  # the budget, give or take one padded batch
+
+
+# ---------------------------------------------------------------- replay, pytrees, generic claims
+
+
+def test_refutation_replays_from_its_seed():
+    prob = LinearProblem(X=X, y=Y, eps=0.5, p=math.inf)
+    kw = dict(beta=5.0, region=regions.Ball(np.ones(prob.dim), 1.0), seed=7, strategies=("random", "bisection"))
+    a, b = falsify_smoothness(prob.grad, **kw), falsify_smoothness(prob.grad, **kw)
+    assert a.refuted == b.refuted
+    np.testing.assert_array_equal(a.theta1, b.theta1)
+    np.testing.assert_array_equal(a.theta2, b.theta2)
+
+
+def test_pytree_parameters():
+    params = {"w": jnp.ones(2), "b": jnp.zeros(())}
+    grad = jax.grad(lambda p: jnp.sum(jnp.abs(p["w"])) + p["b"] ** 2)
+    v = falsify_smoothness(grad, beta=10.0, region=regions.Ball(params, 1.5), budget=600, seed=0)
+    assert v.refuted and v.theta1.shape == (3,)
+
+
+def test_generic_falsify_both_ways():
+    bad = falsify(lambda x: x * x - 4 * x, st.floats(-10, 10), budget=200, seed=0)  # "x² ≤ 4x"
+    assert bad.refuted and bad.counterexample**2 - 4 * bad.counterexample > 0
+    good = falsify(lambda x: -(x * x), st.floats(-10, 10), budget=100, seed=0)  # "x² ≥ 0"
+    assert not good.refuted and good.examples == 100
+    assert falsify(lambda x: x < 5, st.integers(0, 10), budget=200).refuted  # bool claims too
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(beta=0.0), "beta=0.0"),
+        (dict(beta=float("nan")), "beta=nan"),
+        (dict(alpha=-1.0), "alpha=-1.0"),
+        (dict(budget=10), "budget=10"),
+        (dict(strategies=("magic",)), "allowed values"),
+        (dict(region="ball"), "region must be"),
+    ],
+    ids=["beta-zero", "beta-nan", "alpha-negative", "budget-small", "strategy-unknown", "region-type"],
+)
+def test_bad_arguments(kwargs, match):
+    args = dict(beta=1.0, region=regions.Box([-1.0], [1.0]), budget=200)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        falsify_smoothness(lambda th: th, **args)
+
+
+def test_gradient_of_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match="returns shape"):
+        falsify_smoothness(lambda th: jnp.sum(th), beta=1.0, region=regions.Box([0.0, 0.0], [1.0, 1.0]))
+
+
+# ---------------------------------------------------------------- regions
+
+
+@pytest.mark.parametrize(
+    "region",
+    [regions.Ball(np.array([1.0, -1.0, 0.5]), 0.7), regions.NormAtLeast(2.0, 3), regions.Box([-1, 0, 2], [0, 1, 3])],
+    ids=["ball", "norm-at-least", "box"],
+)
+def test_regions_sample_inside_and_project(region):
+    pts = region.sample(np.random.default_rng(0), 200)
+    assert pts.shape == (200, 3) and all(region.contains(p) for p in pts)
+    outside = 10.0 * np.random.default_rng(1).standard_normal((50, 3))
+    for x in outside:
+        px = np.asarray(region.project(jnp.asarray(x)))
+        assert region.contains(px)
+        np.testing.assert_allclose(np.asarray(region.project(jnp.asarray(px))), px, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: regions.Ball(np.zeros(2), -1.0), "radius"),
+        (lambda: regions.NormAtLeast(0.0, 2), "r=0.0"),
+        (lambda: regions.NormAtLeast(1.0, 0), "dim"),
+        (lambda: regions.Box([0.0, 1.0], [1.0, 1.0]), "low"),
+        (lambda: regions.Box([0.0], [1.0, 2.0]), "shape"),
+    ],
+    ids=["ball-radius", "norm-r", "norm-dim", "box-order", "box-shape"],
+)
+def test_bad_regions(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
