@@ -26,3 +26,5 @@ def test_readme_block_runs(i, capsys):
         exponent = float(re.search(r"growth exponent ([+-][0-9.]+)", out).group(1))
         assert abs(exponent + 1.0) < 1e-3  # LIN-LINF: a jump
         assert "does not exist" in out
+    if "falsify_smoothness(" in BLOCKS[i]:
+        assert namespace["verdict"].refuted  # the README promises a refutation
