@@ -63,19 +63,28 @@ def gradient_ratio(grad_fn: GradFn, theta1: jax.Array, theta2: jax.Array) -> jax
 
 
 def pair_ratios(
-    grad_fn: GradFn, thetas1: jax.Array, thetas2: jax.Array
+    grad_fn: GradFn, thetas1: jax.Array, thetas2: jax.Array, *, shard: bool | None = None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Ratios of many pairs at once (vmapped; jit the caller or pass a jitted ``grad_fn``).
+    """Ratios of many pairs at once: ``jit(vmap)`` over the pairs.
 
+    With ``shard`` (default: whenever JAX sees more than one device) the pairs are
+    split over all devices (:mod:`advlip.sharding`); the numbers are the same.
     Returns ``(R, ‖Δg‖, ‖Δθ‖)``, each of shape (N,).
     """
+    from advlip import sharding
 
     def one(t1, t2):
         dg = jnp.linalg.norm(grad_fn(t1) - grad_fn(t2))
         dt = jnp.linalg.norm(t1 - t2)
         return dg / dt, dg, dt
 
-    return jax.vmap(one)(thetas1, thetas2)
+    run = jax.jit(jax.vmap(one))
+    if shard is None:
+        shard = sharding.device_count() > 1
+    if not shard:
+        return run(thetas1, thetas2)
+    (a, b), n = sharding.shard_rows(thetas1, thetas2)
+    return tuple(sharding.unpad(x, n) for x in run(a, b))
 
 
 def sample_pairs(
