@@ -132,7 +132,10 @@ class _Search:
     best: tuple[float, np.ndarray, np.ndarray, str] = (-np.inf, None, None, "")
 
     def excess(self, dg, dt):
-        return dg / (self.beta * dt + self.alpha)
+        """‖Δg‖/(β‖Δθ‖+α), less a user-given gradient error: pairs are ranked by what
+        survives the error, so a pair too close to beat it never crowds out one that can."""
+        slack = 2.0 * self.grad_error if self.grad_error is not None else 0.0
+        return (dg - slack) / (self.beta * dt + self.alpha)
 
     def pairs(self, t1: np.ndarray, t2: np.ndarray, strategy: str) -> np.ndarray:
         """Evaluate pairs (padded to the batch size), track the best; returns excesses."""

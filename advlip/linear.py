@@ -263,6 +263,7 @@ def check_differentiable(w: ArrayLike, *, eps: ArrayLike, p: float) -> None:
 # --------------------------------------------------------------------------- a problem instance
 
 
+@jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False)
 class LinearProblem:
     r"""A dataset, a threat model and a loss: :math:`\theta \mapsto L(\theta)` as flat-array functions.
@@ -270,6 +271,11 @@ class LinearProblem:
     ``theta`` is ``w`` (shape (d,)) when ``fit_bias`` is False (the bias is the
     constant ``b``), and ``concat(w, [b])`` (shape (d+1,)) when it is True. These are
     the functions the smoothness checks differentiate, compare and search over.
+
+    A problem is a pytree: ``X``, ``y``, ``eps`` and ``b`` are its leaves, ``p``, ``loss``
+    and ``fit_bias`` static. Pass it *as an argument* to a jitted function
+    (``jax.jit(LinearProblem.grad)(prob, theta)``) and one compilation serves every
+    problem of the same shapes and static settings.
 
     Example:
         >>> import jax.numpy as jnp
@@ -287,6 +293,18 @@ class LinearProblem:
     b: float = 0.0
     fit_bias: bool = False
 
+    def tree_flatten(self):
+        return (self.X, self.y, self.eps, self.b), (self.p, self.loss, self.fit_bias)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)  # no validation: leaves may be tracers or placeholders
+        for name, value in zip(("X", "y", "eps", "b"), children, strict=True):
+            object.__setattr__(obj, name, value)
+        for name, value in zip(("p", "loss", "fit_bias"), aux, strict=True):
+            object.__setattr__(obj, name, value)
+        return obj
+
     def __post_init__(self):
         object.__setattr__(self, "p", check_p(self.p))
         check_eps(self.eps)
@@ -297,6 +315,8 @@ class LinearProblem:
         check_finite("b", self.b)
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)
+        object.__setattr__(self, "eps", jnp.asarray(self.eps, dtype=X.dtype))
+        object.__setattr__(self, "b", jnp.asarray(self.b, dtype=X.dtype))
 
     @property
     def q(self) -> float:
@@ -312,9 +332,9 @@ class LinearProblem:
         return self.d + int(self.fit_bias)
 
     @property
-    def x_norm_max(self) -> float:
-        """:math:`\\max_i \\|x_i\\|_2`, the data constant of the bounds."""
-        return float(jnp.max(jnp.linalg.norm(self.X, axis=1)))
+    def x_norm_max(self) -> jax.Array:
+        """:math:`\\max_i \\|x_i\\|_2`, the data constant of the bounds (a JAX scalar)."""
+        return jnp.max(jnp.linalg.norm(self.X, axis=1))
 
     def split(self, theta: jax.Array) -> tuple[jax.Array, jax.Array]:
         if self.fit_bias:

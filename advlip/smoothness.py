@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -63,28 +64,40 @@ def gradient_ratio(grad_fn: GradFn, theta1: jax.Array, theta2: jax.Array) -> jax
 
 
 def pair_ratios(
-    grad_fn: GradFn, thetas1: jax.Array, thetas2: jax.Array, *, shard: bool | None = None
+    grad_fn: GradFn,
+    thetas1: jax.Array,
+    thetas2: jax.Array,
+    *,
+    args: tuple = (),
+    shard: bool | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Ratios of many pairs at once: ``jit(vmap)`` over the pairs.
 
-    With ``shard`` (default: whenever JAX sees more than one device) the pairs are
-    split over all devices (:mod:`advlip.sharding`); the numbers are the same.
-    Returns ``(R, ‖Δg‖, ‖Δθ‖)``, each of shape (N,).
+    ``grad_fn(*args, θ)`` — pass data as ``args`` (arrays, pytrees such as a
+    :class:`~advlip.linear.LinearProblem`) rather than closing over it, and one
+    compilation serves every call with the same shapes. With ``shard`` (default:
+    whenever JAX sees more than one device) the pairs are split over all devices
+    (:mod:`advlip.sharding`); the numbers are the same. Returns ``(R, ‖Δg‖, ‖Δθ‖)``,
+    each of shape (N,).
     """
     from advlip import sharding
 
-    def one(t1, t2):
-        dg = jnp.linalg.norm(grad_fn(t1) - grad_fn(t2))
-        dt = jnp.linalg.norm(t1 - t2)
-        return dg / dt, dg, dt
-
-    run = jax.jit(jax.vmap(one))
     if shard is None:
         shard = sharding.device_count() > 1
     if not shard:
-        return run(thetas1, thetas2)
+        return _pair_ratios(grad_fn, args, thetas1, thetas2)
     (a, b), n = sharding.shard_rows(thetas1, thetas2)
-    return tuple(sharding.unpad(x, n) for x in run(a, b))
+    return tuple(sharding.unpad(x, n) for x in _pair_ratios(grad_fn, args, a, b))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _pair_ratios(grad_fn, args, thetas1, thetas2):
+    def one(t1, t2):
+        dg = jnp.linalg.norm(grad_fn(*args, t1) - grad_fn(*args, t2))
+        dt = jnp.linalg.norm(t1 - t2)
+        return dg / dt, dg, dt
+
+    return jax.vmap(one)(thetas1, thetas2)
 
 
 def sample_pairs(
@@ -128,51 +141,27 @@ class SearchResult:
 
 
 def search_worst_pair(
-    score_fn: Callable[[jax.Array, jax.Array], jax.Array],
+    score_fn: Callable[..., jax.Array],
     thetas1: jax.Array,
     thetas2: jax.Array,
     *,
     steps: int,
     learning_rate: float = 0.05,
     project: Callable[[jax.Array], jax.Array] | None = None,
+    args: tuple = (),
 ) -> SearchResult:
-    r"""Gradient ascent (Adam) on ``score_fn(θ1, θ2)`` from every start pair at once.
+    r"""Gradient ascent (Adam) on ``score_fn(*args, θ1, θ2)`` from every start pair at once.
 
     ``score_fn`` is typically :math:`\log R - \log \beta(\theta_1,\theta_2)`, so the search
     maximises the ratio to the claimed bound. ``project`` keeps iterates in a region
     (e.g. :math:`\|w\| \ge r`). The best score seen along every trajectory is kept, so
-    the result is never worse than the starts. Steps are scaled by each pair's size
-    (Adam on the log-scale of the pair) so small and large pairs move alike.
+    the result is never worse than the starts. Steps are scaled by each pair's
+    distance, so small and large pairs move alike. Pass data as ``args`` so that one
+    compilation serves many calls.
     """
-    project = project or (lambda th: th)
-    opt = optax.adam(learning_rate)
-    value_and_grad = jax.value_and_grad(lambda pair: score_fn(pair[0], pair[1]))
-
-    def run(t1, t2):
-        pair = (project(t1), project(t2))
-        state = opt.init(pair)
-        s0 = score_fn(*pair)
-
-        def step(carry, _):
-            pair, state, best, best_pair = carry
-            val, g = value_and_grad(pair)
-            g = jax.tree.map(lambda x: -jnp.nan_to_num(x), g)  # ascend; a NaN step is no step
-            scale = jnp.linalg.norm(pair[0] - pair[1]) + 1e-12
-            upd, state = opt.update(g, state, pair)
-            upd = jax.tree.map(lambda u: u * scale, upd)
-            new = jax.tree.map(lambda a, u: a + u, pair, upd)
-            new = (project(new[0]), project(new[1]))
-            new_val = score_fn(*new)
-            better = jnp.isfinite(new_val) & (new_val > best)
-            best = jnp.where(better, new_val, best)
-            best_pair = jax.tree.map(lambda b, n: jnp.where(better, n, b), best_pair, new)
-            return (new, state, best, best_pair), None
-
-        init = (pair, state, jnp.where(jnp.isfinite(s0), s0, -jnp.inf), pair)
-        (_, _, best, best_pair), _ = jax.lax.scan(step, init, None, length=steps)
-        return best, best_pair
-
-    best, (b1, b2) = jax.jit(jax.vmap(run))(thetas1, thetas2)
+    best, (b1, b2) = _search(
+        score_fn, project or _identity, int(steps), float(learning_rate), args, thetas1, thetas2
+    )
     best = np.asarray(best)
     i = int(np.argmax(best))
     return SearchResult(
@@ -186,6 +175,43 @@ def search_worst_pair(
     )
 
 
+def _identity(theta):
+    return theta
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _search(score_fn, project, steps, learning_rate, args, thetas1, thetas2):
+    opt = optax.adam(learning_rate)
+    score = lambda pair: score_fn(*args, pair[0], pair[1])  # noqa: E731
+    value_and_grad = jax.value_and_grad(score)
+
+    def run(t1, t2):
+        pair = (project(t1), project(t2))
+        state = opt.init(pair)
+        s0 = score(pair)
+
+        def step(carry, _):
+            pair, state, best, best_pair = carry
+            _, g = value_and_grad(pair)
+            g = jax.tree.map(lambda x: -jnp.nan_to_num(x), g)  # ascend; a NaN step is no step
+            scale = jnp.linalg.norm(pair[0] - pair[1]) + 1e-12
+            upd, state = opt.update(g, state, pair)
+            upd = jax.tree.map(lambda u: u * scale, upd)
+            new = jax.tree.map(lambda a, u: a + u, pair, upd)
+            new = (project(new[0]), project(new[1]))
+            new_val = score(new)
+            better = jnp.isfinite(new_val) & (new_val > best)
+            best = jnp.where(better, new_val, best)
+            best_pair = jax.tree.map(lambda b, n: jnp.where(better, n, b), best_pair, new)
+            return (new, state, best, best_pair), None
+
+        init = (pair, state, jnp.where(jnp.isfinite(s0), s0, -jnp.inf), pair)
+        (_, _, best, best_pair), _ = jax.lax.scan(step, init, None, length=steps)
+        return best, best_pair
+
+    return jax.vmap(run)(thetas1, thetas2)
+
+
 def witness_ts(t_min: float = 1e-6, t_max: float = 1e-2) -> np.ndarray:
     """Distances ``t_min · 2^k`` up to ``t_max`` (geometric with ratio 2, as the fit needs)."""
     k = int(np.floor(np.log2(t_max / t_min)))
@@ -193,18 +219,29 @@ def witness_ts(t_min: float = 1e-6, t_max: float = 1e-2) -> np.ndarray:
 
 
 def witness_differences(
-    grad_fn: GradFn, center: jax.Array, dir1: jax.Array, dir2: jax.Array, ts: np.ndarray
+    grad_fn: GradFn,
+    center: jax.Array,
+    dir1: jax.Array,
+    dir2: jax.Array,
+    ts: np.ndarray,
+    *,
+    args: tuple = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradient differences on the witness pairs :math:`\theta_0 + t d_1`, :math:`\theta_0 + t d_2`.
 
-    Returns ``(Δg, ‖Δθ‖)`` of shapes (k, P) and (k,) for the k values in ``ts``;
-    the ratios are ``‖Δg‖ / ‖Δθ‖``.
+    ``grad_fn(*args, θ)``. Returns ``(Δg, ‖Δθ‖)`` of shapes (k, P) and (k,) for the k
+    values in ``ts``; the ratios are ``‖Δg‖ / ‖Δθ‖``.
     """
-    ts = jnp.asarray(ts)
+    dg, dt = _witness(grad_fn, args, jnp.asarray(center), jnp.asarray(dir1), jnp.asarray(dir2), jnp.asarray(ts))
+    return np.asarray(dg), np.asarray(dt)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _witness(grad_fn, args, center, dir1, dir2, ts):
     t1 = center[None, :] + ts[:, None] * dir1[None, :]
     t2 = center[None, :] + ts[:, None] * dir2[None, :]
-    dg = jax.vmap(lambda a, b: grad_fn(a) - grad_fn(b))(t1, t2)
-    return np.asarray(dg), np.asarray(jnp.linalg.norm(t1 - t2, axis=1))
+    dg = jax.vmap(lambda a, b: grad_fn(*args, a) - grad_fn(*args, b))(t1, t2)
+    return dg, jnp.linalg.norm(t1 - t2, axis=1)
 
 
 @dataclasses.dataclass

@@ -44,7 +44,7 @@ def test_lin_l2_worst_pair_is_below_the_bound_when_replayed(quick_results):
     X, y = TL._dataset(QUICK, n=max(w["n_examples"], 2))
     n = w["n_examples"]
     prob = LinearProblem(X=X[:n], y=y[:n], eps=TL.EPS, p=2.0, loss=w["loss"], fit_bias=w["bias"])
-    R, beta, _ = TL.lin_l2_ratio_and_bound(prob)(jnp.asarray(w["theta1"]), jnp.asarray(w["theta2"]))
+    R, beta, _ = TL.lin_l2_ratio_and_bound(prob, 1.0, jnp.asarray(w["theta1"]), jnp.asarray(w["theta2"]))
     assert float(R) == pytest.approx(w["R"], rel=1e-12)
     assert float(R) <= float(beta)
     # the bound is not vacuous here: the single-example case comes within a factor 2 of it
@@ -85,7 +85,9 @@ def test_lin_lp_points_follow_q_minus_2(quick_results):
 def test_liu_additive_term_dominates_for_close_pairs(quick_results):
     l2 = quick_results["LIU"].figures["cases"][0]
     # for pairs 1e-5..1e-4 apart, Liu's bound is orders of magnitude above ‖Δg‖ while LIN-L2 is not
-    assert l2["close_pairs_liu_over_actual_median"] > 100 * l2["close_pairs_lin_l2_over_actual_median"]
+    assert (
+        l2["close_pairs_liu_over_actual_median"] > 100 * l2["close_pairs_lin_l2_over_actual_median"]
+    )
 
 
 def test_checks_replay_from_their_seed():

@@ -11,6 +11,7 @@ is a finding, never rounding.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -79,32 +80,24 @@ class _BoundScan:
 
 
 def _scan_bound(
+    lhs_and_bound: Callable[..., tuple[jax.Array, jax.Array, jax.Array]],
     prob: LinearProblem,
-    lhs_and_bound: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]],
+    bound_scale: float,
     config: CheckConfig,
     rng: np.random.Generator,
     *,
     norm_range=(0.05, 5.0),
-    project=None,
 ) -> _BoundScan:
     """Sample pairs, then search from the worst of them; compare ``lhs`` with ``bound``.
 
-    ``lhs_and_bound(θ1, θ2)`` returns ``(lhs, bound, lhs_error)``: the quantity the bound
-    caps (the ratio R, or ‖Δg‖ for an additive bound), the bound, and the float64
-    error of ``lhs``.
+    ``lhs_and_bound(prob, bound_scale, θ1, θ2)`` (a module-level function, so its
+    compilations are shared between problems of one shape) returns
+    ``(lhs, bound, lhs_error)``: the quantity the bound caps (the ratio R, or ‖Δg‖ for
+    an additive bound), the bound, and the float64 error of ``lhs``.
     """
-    project_one = project or (lambda th: th)
-    project = jax.vmap(project_one)
+    args = (prob, jnp.asarray(bound_scale))
     t1, t2 = smoothness.sample_pairs(rng, config.n_pairs, prob.dim, norm_range=norm_range)
-    t1, t2 = project(t1), project(t2)
-
-    def excess(a, b):
-        lhs, bound, err = lhs_and_bound(a, b)
-        return (lhs - err) / bound, lhs, bound
-
-    # One compiled evaluator, reused for the search results (padded to the same shape).
-    evaluate = jax.jit(jax.vmap(excess))
-    ex = np.asarray(evaluate(t1, t2)[0])
+    ex, lhs, bound = (np.asarray(a) for a in _evaluate(lhs_and_bound, args, t1, t2))
     ex = np.where(np.isfinite(ex), ex, -np.inf)
     sampled_worst = float(ex.max())
 
@@ -112,37 +105,56 @@ def _scan_bound(
     k = config.search_starts
     top = np.argsort(ex)[-(k // 2) :]
     r1, r2 = smoothness.sample_pairs(rng, k - top.size, prob.dim, norm_range=norm_range)
-    s1 = jnp.concatenate([t1[top], project(r1)])
-    s2 = jnp.concatenate([t2[top], project(r2)])
-
-    def score(a, b):
-        lhs, bound, _ = lhs_and_bound(a, b)
-        return jnp.log(lhs) - jnp.log(bound)
-
     found = smoothness.search_worst_pair(
-        score, s1, s2, steps=config.search_steps, project=project_one
+        _log_excess(lhs_and_bound),
+        jnp.concatenate([t1[top], r1]),
+        jnp.concatenate([t2[top], r2]),
+        steps=config.search_steps,
+        args=args,
     )
-    pad1 = t1.at[: k].set(jnp.asarray(found.thetas1))
-    pad2 = t2.at[: k].set(jnp.asarray(found.thetas2))
-    ex2, lhs2, bound2 = (np.asarray(a) for a in evaluate(pad1, pad2))
-    ex2 = np.where(np.isfinite(ex2[:k]), ex2[:k], -np.inf)
+    # evaluate the search results with the same compiled evaluator (padded to its shape)
+    pad1 = t1.at[:k].set(jnp.asarray(found.thetas1))
+    pad2 = t2.at[:k].set(jnp.asarray(found.thetas2))
+    ex2, lhs2, bound2 = (np.asarray(a)[:k] for a in _evaluate(lhs_and_bound, args, pad1, pad2))
+    ex2 = np.where(np.isfinite(ex2), ex2, -np.inf)
     search_worst = float(ex2.max())
     if search_worst >= sampled_worst:
         i = int(np.argmax(ex2))
-        worst_pair, worst = (np.asarray(pad1[i]), np.asarray(pad2[i])), search_worst
+        pair, worst, w_lhs, w_bound = (pad1[i], pad2[i]), search_worst, lhs2[i], bound2[i]
     else:
         i = int(np.argmax(ex))
-        worst_pair, worst = (np.asarray(t1[i]), np.asarray(t2[i])), sampled_worst
-        lhs2, bound2 = (np.asarray(a) for a in evaluate(t1, t2)[1:])
+        pair, worst, w_lhs, w_bound = (t1[i], t2[i]), sampled_worst, lhs[i], bound[i]
     return _BoundScan(
         worst_ratio=worst,
-        worst_pair=worst_pair,
-        worst_R=float(lhs2[i]),
-        worst_bound=float(bound2[i]),
+        worst_pair=(np.asarray(pair[0]), np.asarray(pair[1])),
+        worst_R=float(w_lhs),
+        worst_bound=float(w_bound),
         n_pairs=config.n_pairs + k * (config.search_steps + 1),
         sampled_worst=sampled_worst,
         search_worst=search_worst,
     )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _evaluate(lhs_and_bound, args, t1, t2):
+    """``((lhs − err) / bound, lhs, bound)`` for every pair."""
+
+    def one(a, b):
+        lhs, bound, err = lhs_and_bound(*args, a, b)
+        return (lhs - err) / bound, lhs, bound
+
+    return jax.vmap(one)(t1, t2)
+
+
+@functools.cache
+def _log_excess(lhs_and_bound):
+    """The search score log(lhs) − log(bound); cached so its compilation is reused."""
+
+    def score(prob, scale, a, b):
+        lhs, bound, _ = lhs_and_bound(prob, scale, a, b)
+        return jnp.log(lhs) - jnp.log(bound)
+
+    return score
 
 
 def _pair_dict(pair) -> dict:
@@ -152,29 +164,24 @@ def _pair_dict(pair) -> dict:
 # --------------------------------------------------------------------------- LIN-L2
 
 
-def lin_l2_ratio_and_bound(prob: LinearProblem, *, bound_scale: float = 1.0):
-    r"""``(θ1, θ2) ↦ (R, β(θ1, θ2), err R)`` for SPEC LIN-L2:
-    :math:`\beta = \ell''_{\max}((\|x\|+\varepsilon)^2 + [\text{bias}]) + \varepsilon|\ell'|_{\max}/\sqrt{\|w_1\|\|w_2\|}`."""
+def lin_l2_ratio_and_bound(prob: LinearProblem, bound_scale, th1, th2):
+    r"""``(R, β(θ1, θ2), err R)`` for SPEC LIN-L2:
+    :math:`\beta = \ell''_{\max}((\|x\|+\varepsilon)^2 + [\text{bias}]) + \varepsilon|\ell'|_{\max}/\sqrt{\|w_1\|\|w_2\|}`,
+    scaled by ``bound_scale`` (1 for SPEC's statement)."""
     lo = get_loss(prob.loss)
     A = prob.x_norm_max + prob.eps
     bias = 1.0 if prob.fit_bias else 0.0
-
-    def f(th1, th2):
-        m = _pair_margins(prob, th1, th2)
-        d2 = _constant(lo.d2_max, lo.d2_sup, m)
-        d1 = _constant(lo.d1_abs_max, lo.d1_abs_sup, m)
-        n1 = jnp.linalg.norm(prob.weights(th1))
-        n2 = jnp.linalg.norm(prob.weights(th2))
-        beta = d2 * (A**2 + bias) + prob.eps * d1 / jnp.sqrt(n1 * n2)
-        dg = jnp.linalg.norm(prob.grad(th1) - prob.grad(th2))
-        dt = jnp.linalg.norm(th1 - th2)
-        R = dg / dt
-        err = 2 * (prob.grad_error_bound(th1) + prob.grad_error_bound(th2)) / dt + tolerance.gamma(
-            8
-        ) * R
-        return R, bound_scale * beta, err
-
-    return f
+    m = _pair_margins(prob, th1, th2)
+    d2 = _constant(lo.d2_max, lo.d2_sup, m)
+    d1 = _constant(lo.d1_abs_max, lo.d1_abs_sup, m)
+    n1 = jnp.linalg.norm(prob.weights(th1))
+    n2 = jnp.linalg.norm(prob.weights(th2))
+    beta = d2 * (A**2 + bias) + prob.eps * d1 / jnp.sqrt(n1 * n2)
+    dg = jnp.linalg.norm(prob.grad(th1) - prob.grad(th2))
+    dt = jnp.linalg.norm(th1 - th2)
+    R = dg / dt
+    err = 2 * (prob.grad_error_bound(th1) + prob.grad_error_bound(th2)) / dt + tolerance.gamma(8) * R
+    return R, bound_scale * beta, err
 
 
 def check_lin_l2(
@@ -201,8 +208,7 @@ def check_lin_l2(
         X, y = _dataset(config, n=max(n, 2))
         X, y = X[:n], y[:n]
         prob = LinearProblem(X=X, y=y, eps=EPS, p=2.0, loss=loss, fit_bias=fit_bias)
-        fn = lin_l2_ratio_and_bound(prob, bound_scale=bound_scale)
-        scan = _scan_bound(prob, fn, config, rng)
+        scan = _scan_bound(lin_l2_ratio_and_bound, prob, bound_scale, config, rng)
         row = {
             "loss": loss,
             "bias": fit_bias,
@@ -253,19 +259,15 @@ def _witness(
     (:math:`\\tilde m` is Λ-Lipschitz and :math:`\\ell'` is :math:`\\ell''_{\\max}`-Lipschitz).
     """
     lo = get_loss(prob.loss)
-    grad = jax.jit(prob.grad)
     ts = smoothness.witness_ts()
-    dg, dt = smoothness.witness_differences(grad, center, d_plus, d_minus, ts)
-    err_g = float(jax.jit(prob.grad_error_bound)(center)) * 2  # both points of a pair are near center
+    dg, dt = smoothness.witness_differences(
+        LinearProblem.grad, center, d_plus, d_minus, ts, args=(prob,)
+    )
+    err, c, xmax = (float(v) for v in _witness_constants(prob, center, d_plus, d_minus, ts[0]))
+    err_g = 2 * err  # both points of a pair are near the centre
     fit = smoothness.fit_growth_exponent(ts, dg, dt, grad_abs_error=err_g)
-
-    q = prob.q
-    u_plus = norms.dual_direction(center + ts[0] * d_plus, q=q)
-    u_minus = norms.dual_direction(center + ts[0] * d_minus, q=q)
-    mean_d1 = float(jnp.mean(lo.d1(prob.margins(center))))
-    kappa = float(jnp.linalg.norm(d_plus - d_minus))
-    c = prob.eps * abs(mean_d1) * float(jnp.linalg.norm(u_plus - u_minus)) / kappa
-    lam = prob.x_norm_max + prob.eps * u_max
+    kappa = float(np.linalg.norm(np.asarray(d_plus) - np.asarray(d_minus)))
+    lam = xmax + float(prob.eps) * u_max
     Rt = fit.ratios * ts
     allowed = 2 * ts * lo.d2_max * lam**2 / kappa + 4 * err_g / kappa
     const_ok = bool(np.all(np.abs(Rt - c) <= allowed)) and c > 0
@@ -278,6 +280,18 @@ def _witness(
         "exp_ok": fit.resolved and fit.agrees_with(expected),
         "expected": expected,
     }
+
+
+@jax.jit
+def _witness_constants(prob: LinearProblem, center, d_plus, d_minus, t0):
+    """Gradient error bound at the centre, the limit c = ‖J‖/κ of R·t, and max‖x‖."""
+    lo = get_loss(prob.loss)
+    u_plus = norms.dual_direction(center + t0 * d_plus, q=prob.q)
+    u_minus = norms.dual_direction(center + t0 * d_minus, q=prob.q)
+    mean_d1 = jnp.mean(lo.d1(prob.margins(center)))
+    kappa = jnp.linalg.norm(d_plus - d_minus)
+    c = prob.eps * jnp.abs(mean_d1) * jnp.linalg.norm(u_plus - u_minus) / kappa
+    return prob.grad_error_bound(center), c, prob.x_norm_max
 
 
 def _witness_result(rid: str, statement: str, reports: list[dict], centers, extra=None) -> CheckResult:
@@ -356,25 +370,21 @@ def check_lin_l1(config: CheckConfig) -> CheckResult:
     return _witness_result("LIN-L1", LIN_L1.statement, reports, centers)
 
 
-def lin_linf_diff_and_bound(prob: LinearProblem, *, bound_scale: float = 1.0):
-    r"""``(θ1, θ2) ↦ (‖Δg‖, bound, err)`` for LIN-LINF's additive bound
+def lin_linf_diff_and_bound(prob: LinearProblem, bound_scale, th1, th2):
+    r"""``(‖Δg‖, bound, err)`` for LIN-LINF's additive bound
     :math:`\ell''_{\max}((\|x\|+\varepsilon\sqrt d)^2 + [\text{bias}])\|\Delta\theta\| + 2\varepsilon\sqrt d\,|\ell'|_{\max}`."""
     lo = get_loss(prob.loss)
     sd = math.sqrt(prob.d)
     A = prob.x_norm_max + prob.eps * sd
     bias = 1.0 if prob.fit_bias else 0.0
-
-    def f(th1, th2):
-        m = _pair_margins(prob, th1, th2)
-        d2 = _constant(lo.d2_max, lo.d2_sup, m)
-        d1 = _constant(lo.d1_abs_max, lo.d1_abs_sup, m)
-        dt = jnp.linalg.norm(th1 - th2)
-        bound = d2 * (A**2 + bias) * dt + 2 * prob.eps * sd * d1
-        dg = jnp.linalg.norm(prob.grad(th1) - prob.grad(th2))
-        err = 2 * (prob.grad_error_bound(th1) + prob.grad_error_bound(th2)) + tolerance.gamma(8) * dg
-        return dg, bound_scale * bound, err
-
-    return f
+    m = _pair_margins(prob, th1, th2)
+    d2 = _constant(lo.d2_max, lo.d2_sup, m)
+    d1 = _constant(lo.d1_abs_max, lo.d1_abs_sup, m)
+    dt = jnp.linalg.norm(th1 - th2)
+    bound = d2 * (A**2 + bias) * dt + 2 * prob.eps * sd * d1
+    dg = jnp.linalg.norm(prob.grad(th1) - prob.grad(th2))
+    err = 2 * (prob.grad_error_bound(th1) + prob.grad_error_bound(th2)) + tolerance.gamma(8) * dg
+    return dg, bound_scale * bound, err
 
 
 def check_lin_linf(config: CheckConfig, *, bound_scale: float = 1.0) -> CheckResult:
@@ -391,7 +401,7 @@ def check_lin_linf(config: CheckConfig, *, bound_scale: float = 1.0) -> CheckRes
         centers.append(w)
     wit = _witness_result("LIN-LINF", LIN_LINF.statement, reports, centers)
 
-    scan = _scan_bound(prob, lin_linf_diff_and_bound(prob, bound_scale=bound_scale), config, rng)
+    scan = _scan_bound(lin_linf_diff_and_bound, prob, bound_scale, config, rng)
     bound_ok = scan.worst_ratio <= 1.0
     verdict = wit.verdict if bound_ok else "fails"
     wit.verdict = verdict
@@ -454,8 +464,8 @@ def check_lin_lp(config: CheckConfig) -> CheckResult:
 # --------------------------------------------------------------------------- LIU
 
 
-def liu_diff_and_bound(prob: LinearProblem):
-    r"""``(θ1, θ2) ↦ (‖Δg‖, Liu bound, err)``:
+def liu_diff_and_bound(prob: LinearProblem, bound_scale, th1, th2):
+    r"""``(‖Δg‖, Liu bound, err)``:
     :math:`L_{\theta\theta}\|\Delta\theta\| + L_{\theta x}\,2\varepsilon\, d^{\max(0,1/2-1/p)}` with, for the
     linear model, :math:`L_{\theta\theta} = \ell''_{\max}(r_x^2 + [\text{bias}])`,
     :math:`L_{\theta x} = |\ell'|_{\max} + \ell''_{\max}\sqrt{r_x^2 + [\text{bias}]}\,\max(\|w_1\|,\|w_2\|)`,
@@ -465,17 +475,13 @@ def liu_diff_and_bound(prob: LinearProblem):
     bias = 1.0 if prob.fit_bias else 0.0
     rx2 = (prob.x_norm_max + prob.eps * rad) ** 2 + bias
     L_tt = lo.d2_max * rx2
-
-    def f(th1, th2):
-        W = jnp.maximum(jnp.linalg.norm(prob.weights(th1)), jnp.linalg.norm(prob.weights(th2)))
-        L_tx = lo.d1_abs_max + lo.d2_max * jnp.sqrt(rx2) * W
-        dt = jnp.linalg.norm(th1 - th2)
-        bound = L_tt * dt + L_tx * 2 * prob.eps * rad
-        dg = jnp.linalg.norm(prob.grad(th1) - prob.grad(th2))
-        err = 2 * (prob.grad_error_bound(th1) + prob.grad_error_bound(th2)) + tolerance.gamma(8) * dg
-        return dg, bound, err
-
-    return f
+    W = jnp.maximum(jnp.linalg.norm(prob.weights(th1)), jnp.linalg.norm(prob.weights(th2)))
+    L_tx = lo.d1_abs_max + lo.d2_max * jnp.sqrt(rx2) * W
+    dt = jnp.linalg.norm(th1 - th2)
+    bound = L_tt * dt + L_tx * 2 * prob.eps * rad
+    dg = jnp.linalg.norm(prob.grad(th1) - prob.grad(th2))
+    err = 2 * (prob.grad_error_bound(th1) + prob.grad_error_bound(th2)) + tolerance.gamma(8) * dg
+    return dg, bound_scale * bound, err
 
 
 def check_liu(config: CheckConfig) -> CheckResult:
@@ -485,11 +491,10 @@ def check_liu(config: CheckConfig) -> CheckResult:
     rng = _rng(config, 6)
     for p in (2.0, math.inf):
         prob = LinearProblem(X=X, y=y, eps=EPS, p=p)
-        f = liu_diff_and_bound(prob)
-        scan = _scan_bound(prob, f, config, rng)
+        scan = _scan_bound(liu_diff_and_bound, prob, 1.0, config, rng)
         # Close pairs: Liu's bound over the actual ‖Δg‖, beside LIN-L2's (p = 2).
         t1, t2 = smoothness.sample_pairs(rng, 256, prob.dim, norm_range=(0.5, 2.0), rel_dist_range=(1e-5, 1e-4))
-        dg, liu, _ = jax.jit(jax.vmap(f))(t1, t2)
+        _, dg, liu = _evaluate(liu_diff_and_bound, (prob, jnp.asarray(1.0)), t1, t2)
         row = {
             "p": p,
             "max_lhs_over_bound": scan.worst_ratio,
@@ -497,7 +502,7 @@ def check_liu(config: CheckConfig) -> CheckResult:
             "close_pairs_liu_over_actual_median": float(jnp.median(liu / dg)),
         }
         if p == 2.0:
-            R, beta, _ = jax.jit(jax.vmap(lin_l2_ratio_and_bound(prob)))(t1, t2)
+            _, R, beta = _evaluate(lin_l2_ratio_and_bound, (prob, jnp.asarray(1.0)), t1, t2)
             row["close_pairs_lin_l2_over_actual_median"] = float(jnp.median(beta / R))
         rows.append(row)
         worst_all = max(worst_all, scan.worst_ratio)
