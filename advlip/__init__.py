@@ -23,7 +23,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from advlip import linear, losses, norms, regions, tolerance  # noqa: E402
+from advlip import linear, losses, norms, regions, symbolic, tolerance  # noqa: E402
 from advlip.falsifier import falsify, falsify_smoothness  # noqa: E402
 
 try:
@@ -38,6 +38,7 @@ __all__ = [
     "losses",
     "norms",
     "regions",
+    "symbolic",
     "tolerance",
     "__version__",
 ]

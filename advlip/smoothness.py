@@ -246,7 +246,7 @@ def _witness(grad_fn, args, center, dir1, dir2, ts):
 
 @dataclasses.dataclass
 class ExponentFit:
-    r"""The growth exponent :math:`s` of :math:`R(t) \sim t^{s}` as :math:`t 	o 0`.
+    r"""The growth exponent :math:`s` of :math:`R(t) \sim t^{s}` as :math:`t \to 0`.
 
     Two estimates:
 
