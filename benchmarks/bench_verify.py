@@ -2,7 +2,8 @@
 
 Compile time is the sum of JAX's ``/jax/core/compile/*`` duration events (tracing,
 lowering and XLA compilation) recorded while the checks run; run time is the rest.
-The persistent compilation cache is off, so this is a cold start.
+The persistent compilation cache is off, so this is a cold start; XLA's code
+generation is set as ``advlip verify`` sets it (``ADVLIP_FAST_COMPILE``).
 
     python benchmarks/bench_verify.py [--quick] [--json PATH]
 """
@@ -17,6 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["ADVLIP_CACHE_DIR"] = "off"
+
+from advlip.cli import _fast_compile  # noqa: E402
+
+_fast_compile()  # the same XLA setting `advlip verify` uses, before JAX starts its backend
 
 from common import entry, markdown, write  # noqa: E402
 
