@@ -223,6 +223,8 @@ def nondifferentiable_reason(w: ArrayLike, *, eps: ArrayLike, p: float) -> str |
     """
     p = check_p(p)
     check_eps(eps)
+    if np.ndim(w) == 0:  # a scalar weight is a 1-D model
+        w = np.atleast_1d(np.asarray(w, dtype=float))
     check_weights(w)
     if float(eps) == 0.0:
         return None
@@ -311,6 +313,8 @@ class LinearProblem:
         get_loss(self.loss)
         X = jnp.atleast_2d(jnp.asarray(self.X))
         y = jnp.atleast_1d(jnp.asarray(self.y))
+        if X.ndim == 2 and X.shape[1] == 0:
+            raise ValueError(f"X must have at least one feature (d >= 1), got shape {np.shape(self.X)}")
         check_data(jnp.zeros(X.shape[1]), X, y)
         check_finite("b", self.b)
         object.__setattr__(self, "X", X)

@@ -58,12 +58,13 @@ def lp_norm(x: ArrayLike, p: float) -> jax.Array:
     ax = jnp.abs(x)
     if p == 1.0:
         return jnp.sum(ax, axis=-1)
-    if p == 2.0:
-        return jnp.sqrt(jnp.sum(x * x, axis=-1))
     if math.isinf(p):
         return jnp.max(ax, axis=-1)
     scale = jnp.max(ax, axis=-1, keepdims=True)
     safe = jnp.where(scale > 0, scale, 1.0)
+    if p == 2.0:
+        r = x / safe
+        return safe[..., 0] * jnp.sqrt(jnp.sum(r * r, axis=-1))
     return safe[..., 0] * jnp.sum((ax / safe) ** p, axis=-1) ** (1.0 / p)
 
 
@@ -125,9 +126,19 @@ def project_ball(delta: ArrayLike, *, eps: ArrayLike, p: float) -> jax.Array:
     eps = check_eps(eps)
     delta = jnp.asarray(delta)
     if p == 1.0:
-        proj = lambda v: optax_proj.projection_l1_ball(v, eps)  # noqa: E731
+        # optax's sort-based projection divides by eps: B_1(0) = {0} is handled here
+        def proj(v):
+            inside = jnp.sum(jnp.abs(v)) <= eps
+            safe_eps = jnp.where(eps > 0, eps, 1.0)
+            out = jnp.where(inside, v, optax_proj.projection_l1_ball(v, safe_eps))
+            return jnp.where(eps > 0, out, jnp.zeros_like(v))
+
     elif p == 2.0:
-        proj = lambda v: optax_proj.projection_l2_ball(v, eps)  # noqa: E731
+        # v·min(1, eps/‖v‖) with ‖v‖ scaled by max|v_i| (no 0/0 at v = 0, no underflow of eps²)
+        def proj(v):
+            n = lp_norm(v, 2.0)
+            return v * jnp.where(n > eps, eps / jnp.where(n > 0, n, 1.0), 1.0)
+
     elif math.isinf(p):
         return jnp.clip(delta, -eps, eps)
     else:
