@@ -330,6 +330,20 @@ def _run_ascent(s: _Search, share: int, starts: int = 8) -> None:
 # --------------------------------------------------------------------------- entry points
 
 
+def _real(name: str, value: Any, *, minimum: float, strict: bool) -> float:
+    """A finite real scalar (Python, NumPy or concrete JAX) above ``minimum``, as a float."""
+    try:
+        ok_shape = np.shape(value) == () and not isinstance(value, bool | str)
+        v = float(value) if ok_shape else math.nan
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and (v > minimum if strict else v >= minimum)):
+        raise ValueError(
+            f"{name}={value!r} is not allowed; allowed: a finite real {'>' if strict else '>='} {minimum:g}"
+        )
+    return v
+
+
 def falsify_smoothness(
     grad_fn: Callable[[Any], Any],
     *,
@@ -357,10 +371,8 @@ def falsify_smoothness(
       grad_error: absolute float64 error of one gradient (2-norm); by default
         :data:`DEFAULT_GRAD_RTOL` times its norm.
     """
-    if not (isinstance(beta, int | float) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"beta={beta!r} is not allowed; allowed: a finite real > 0")
-    if not (isinstance(alpha, int | float) and math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha={alpha!r} is not allowed; allowed: a finite real >= 0")
+    beta = _real("beta", beta, minimum=0.0, strict=True)
+    alpha = _real("alpha", alpha, minimum=0.0, strict=False)
     if not isinstance(region, Region):
         raise ValueError(f"region must be an advlip.regions region (Ball, NormAtLeast, Box), got {region!r}")
     budget = check_positive_int("budget", budget, minimum=100)
