@@ -33,7 +33,11 @@ dt = jnp.linalg.norm(t1 - t2, axis=1)
 err = 2 * (ge(t1) + ge(t2)) / dt + tolerance.gamma(8) * r_one
 from advlip import sharding
 (a, b), n = sharding.shard_rows(t1, t2)
+from advlip.theorems import linear as TL
+from advlip.theorems.base import CheckConfig
+linf = TL.check_lin_linf(CheckConfig(seed=0, quick=True))   # its pair scan is sharded
 print(json.dumps({
+    "verify_linf": linf.verdict,
     "devices": jax.device_count(),
     "placed_on": len(a.sharding.device_set),
     "rows": n, "padded_rows": int(a.shape[0]),
@@ -51,6 +55,7 @@ def test_four_cpu_devices_give_the_same_ratios():
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     assert doc["devices"] == 4 and doc["placed_on"] == 4
+    assert doc["verify_linf"] == "holds"  # a check whose pair scan ran on 4 devices
     assert doc["rows"] == 1001 and doc["padded_rows"] == 1004 and doc["shape"] == [1001]
     # XLA may fuse the sharded program differently, so rounding may differ — but never by
     # more than the float64 error bound of the ratio that both runs carry.

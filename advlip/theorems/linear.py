@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advlip import data, norms, smoothness, tolerance
+from advlip import data, norms, sharding, smoothness, tolerance
 from advlip.linear import LinearProblem
 from advlip.losses import get_loss
 from advlip.theorems.base import CheckConfig, CheckResult, Result, register
@@ -97,7 +97,7 @@ def _scan_bound(
     """
     args = (prob, jnp.asarray(bound_scale))
     t1, t2 = smoothness.sample_pairs(rng, config.n_pairs, prob.dim, norm_range=norm_range)
-    ex, lhs, bound = (np.asarray(a) for a in _evaluate(lhs_and_bound, args, t1, t2))
+    ex, lhs, bound = _evaluate_sharded(lhs_and_bound, args, t1, t2)
     ex = np.where(np.isfinite(ex), ex, -np.inf)
     sampled_worst = float(ex.max())
 
@@ -115,7 +115,7 @@ def _scan_bound(
     # evaluate the search results with the same compiled evaluator (padded to its shape)
     pad1 = t1.at[:k].set(jnp.asarray(found.thetas1))
     pad2 = t2.at[:k].set(jnp.asarray(found.thetas2))
-    ex2, lhs2, bound2 = (np.asarray(a)[:k] for a in _evaluate(lhs_and_bound, args, pad1, pad2))
+    ex2, lhs2, bound2 = (a[:k] for a in _evaluate_sharded(lhs_and_bound, args, pad1, pad2))
     ex2 = np.where(np.isfinite(ex2), ex2, -np.inf)
     search_worst = float(ex2.max())
     if search_worst >= sampled_worst:
@@ -133,6 +133,12 @@ def _scan_bound(
         sampled_worst=sampled_worst,
         search_worst=search_worst,
     )
+
+
+def _evaluate_sharded(lhs_and_bound, args, t1, t2):
+    """:func:`_evaluate` with the pairs split over every device (one device: as is)."""
+    (a, b), n = sharding.shard_rows(t1, t2)
+    return tuple(np.asarray(sharding.unpad(x, n)) for x in _evaluate(lhs_and_bound, args, a, b))
 
 
 @functools.partial(jax.jit, static_argnums=0)
