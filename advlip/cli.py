@@ -4,9 +4,15 @@
     advlip falsify --p P --eps E --beta B [--data NAME|PATH] [--loss L] [--bias]
                    [--min-norm R | --ball R | --box LOW HIGH] [--alpha A] [--budget N] [--seed N] [--json PATH]
 
+    advlip experiment NAME --out DIR [--quick] [--seed N] [--data NAME]
+    advlip experiment --list
+    advlip landscape --out DIR [--model linear|mlp|both] [--data NAME] [--eps E]
+                     [--quick] [--seed N]
+
 Exit status of ``verify``: 0 when every check holds, 1 when any fails or is
-undetermined; of ``falsify``: 0 when the claim is not refuted, 1 when it is.
-Both: 2 on bad arguments or input.
+undetermined; of ``falsify``: 0 when the claim is not refuted, 1 when it is; of
+``experiment`` and ``landscape``: 0 when every claim the figures make holds, 1 when any
+does not. All: 2 on bad arguments or input.
 """
 
 from __future__ import annotations
@@ -179,6 +185,55 @@ def _falsify(args: argparse.Namespace) -> int:
     return 1 if verdict.refuted else 0
 
 
+def _print_experiment(doc: dict, out: str) -> int:
+    claims = doc.get("claims", [])
+    for c in claims:
+        print(f"{'holds' if c['holds'] else 'FAILS':<6} {c['claim']}")
+    held = sum(bool(c["holds"]) for c in claims)
+    print()
+    print(f"{held}/{len(claims)} claims hold. JSON: {out}/{doc['experiment']}.json")
+    for png in doc["pngs"]:
+        print(f"picture: {png}")
+    print(f"replay: {doc['replay']}")
+    return 0 if held == len(claims) else 1
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from advlip import experiments
+
+    if args.list:
+        for name, summary in experiments.describe().items():
+            print(f"{name:<20} {summary}")
+        return 0
+    if not args.name or not args.out:
+        _progress("advlip experiment: give NAME and --out DIR (or --list)")
+        return 2
+    if args.quick:
+        _fast_compile()  # quick runs are mostly compilation; must precede JAX's backend
+    options = {"data": args.data} if args.data else {}
+    doc = experiments.run(
+        args.name, out_dir=args.out, quick=args.quick, seed=args.seed, progress=_progress, **options
+    )
+    return _print_experiment(doc, args.out)
+
+
+def _landscape(args: argparse.Namespace) -> int:
+    from advlip import experiments
+
+    if args.quick:
+        _fast_compile()
+    options = {"model": args.model, "data": args.data, "eps": args.eps}
+    doc = experiments.run(
+        "landscape",
+        out_dir=args.out,
+        quick=args.quick,
+        seed=args.seed,
+        progress=_progress,
+        **{k: v for k, v in options.items() if v is not None},
+    )
+    return _print_experiment(doc, args.out)
+
+
 def _parser() -> argparse.ArgumentParser:
     from advlip import __version__
 
@@ -229,6 +284,40 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
     f.add_argument("--json", metavar="PATH", help="also write the verdict as JSON to PATH")
     f.set_defaults(func=_falsify)
+
+    e = sub.add_parser(
+        "experiment",
+        help="run an experiment on real data and draw its pictures (JSON + PNG)",
+        description=(
+            "Run a named experiment (adversarial training L2 vs L∞, EntropySGD, flatness, the "
+            "LIN-LP phase diagram, loss landscapes); write DIR/NAME.json with every plotted "
+            "number and the PNGs beside it. Exit 0: every claim holds; 1: one does not; "
+            "2: bad input."
+        ),
+    )
+    e.add_argument("name", nargs="?", metavar="NAME", help="experiment name (see --list)")
+    e.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
+    e.add_argument("--quick", action="store_true", help="small sizes: seconds, for tests")
+    e.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    e.add_argument("--data", help="dataset: breast-cancer or digits-A-B (e.g. digits-3-8)")
+    e.add_argument("--list", action="store_true", help="list the experiments and exit")
+    e.set_defaults(func=_experiment)
+
+    s = sub.add_parser(
+        "landscape",
+        help="1-D and 2-D slices of the adversarial loss, L2 beside L∞ (JSON + PNG)",
+        description=(
+            "Train a linear model and/or a small MLP under L2 and under L∞ (matched budgets) and "
+            "draw slices of their adversarial losses; write DIR/landscape.json and PNGs."
+        ),
+    )
+    s.add_argument("--out", metavar="DIR", required=True, help="output folder (created if missing)")
+    s.add_argument("--model", choices=("linear", "mlp", "both"), help="which model (default both)")
+    s.add_argument("--data", help="dataset: breast-cancer or digits-A-B (e.g. digits-3-8)")
+    s.add_argument("--eps", type=float, help="L2 budget ε₂ (L∞ gets ε₂/√d)")
+    s.add_argument("--quick", action="store_true", help="small sizes: seconds, for tests")
+    s.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    s.set_defaults(func=_landscape)
     return parser
 
 

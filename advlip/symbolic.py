@@ -561,7 +561,10 @@ def is_identity(lhs: Any, rhs: Any = 0) -> bool:
     Tries ``expand`` first (fast, enough for polynomial and exp identities), then
     ``simplify``. ``False`` means SymPy could not show it, not that it is false.
     """
-    diff = sp.sympify(lhs) - sp.sympify(rhs)
+    lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
+    if isinstance(lhs, sp.MatrixBase) and not isinstance(rhs, sp.MatrixBase) and rhs == 0:
+        rhs = sp.zeros(*lhs.shape)
+    diff = lhs - rhs
     if isinstance(diff, sp.MatrixBase):
         return all(is_identity(e) for e in diff)
     if sp.expand(diff) == 0:

@@ -1,0 +1,1269 @@
+r"""The adversarial loss of any JAX model and its total curvature (SPEC §3).
+
+For a per-example ``loss_fn(params, x, y)`` (scalar), a batch ``X`` (n, d), ``y`` (n,)
+and the threat model :math:`B_p(\varepsilon)`,
+
+.. math:: L(\theta) = \operatorname{mean}_i\
+          \max_{\|\delta\|_p\le\varepsilon} \ell(x_i+\delta, y_i; \theta),
+
+every example with its own maximiser :math:`\delta_i^*(\theta)` (:func:`advlip.attacks.pgd`).
+Write :math:`H_{\theta\theta}, H_{x\theta}, H_{xx}` for the blocks of the Hessian of
+:math:`\ell` at :math:`(x_i + \delta_i^*, \theta)`.
+
+* **G0 (Danskin).**
+  :math:`\nabla L = \operatorname{mean}_i \nabla_\theta \ell(x_i+\delta_i^*, \theta)`.
+* **Total Hessian by implicit differentiation.** At a KKT point with strict
+  complementarity the active constraints define a face (the interior, the L2
+  sphere, a face of the L∞ box or of the L1 ball) with orthogonal tangent projector
+  :math:`P` and constraint curvature :math:`\mu` (the L2 multiplier
+  :math:`\|\nabla_x\ell\|/\varepsilon`; 0 on the flat faces of L1 and L∞). If
+  :math:`A = P(\mu I - H_{xx})P` is positive definite on the tangent space
+  (the second-order condition),
+
+  .. math:: D\delta^* = A^{+} P H_{x\theta}, \qquad
+            \nabla^2 L = H_{\theta\theta} + H_{\theta x}\, A^{+} P H_{x\theta}
+                      = H_{\theta\theta}
+                        - H_{\theta x} P \big(P(H_{xx}-\mu I)P\big)^{+} P H_{x\theta},
+
+  which is **G1** for :math:`P = I, \mu = 0` (interior:
+  :math:`H_{\theta\theta} - H_{\theta x}H_{xx}^{-1}H_{x\theta}`),
+  **G2** for :math:`P = I - \delta^*\delta^{*\top}/\varepsilon^2` (the bordered KKT
+  system reduced to the tangent space), and **G3** for :math:`P = 0` (an L∞ vertex:
+  :math:`\nabla^2 L = H_{\theta\theta}`). The *naive* Hessian, what a Hessian tool that
+  holds δ fixed computes, is :math:`H_{\theta\theta}` alone.
+
+:func:`total_hvp` computes :math:`\nabla^2 L\, v` matrix-free: one forward-over-reverse
+pass for :math:`H_{x\theta}v`, conjugate gradients on :math:`A + (I - P)` (SPD) with
+Hessian-vector products in x, and one more pass for
+:math:`H_{\theta\theta}v + H_{\theta x}u`. :func:`total_hessian` builds the dense matrix
+from per-example blocks (small models). :func:`linearize` does the attack and the
+case analysis once and returns an :class:`AdversarialPoint` whose methods reuse it.
+
+Where the hypotheses fail the total Hessian does not exist, and advlip says so
+instead of returning a number (:class:`UndeterminedError`): an unconverged attack,
+a multiplier that vanishes (an L∞ switching surface, an L1 tie: the gradient jumps,
+SPEC G3), an inactive constraint closer than the attack's error, or a tangent
+curvature that is not positive (the second-order condition).
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from advlip import adversarial, models
+    >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.0)}
+    >>> X, y = jnp.array([[0.5, 1.0], [1.0, -1.0]]), jnp.array([1.0, -1.0])
+    >>> H = adversarial.total_hessian(models.LinearLoss(), params, X, y, eps=0.1, p=2)
+    >>> H.shape  # over (b, w): ravel_pytree order
+    (3, 3)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from advlip import spectral, tolerance
+from advlip._validate import is_traced
+from advlip.attacks import (
+    KKT,
+    AttackResult,
+    _check_problem,
+    _combine,
+    _Config,
+    _dense_choice,
+    _partition,
+    _run,
+    pgd,
+    tangent_project,
+)
+
+__all__ = [
+    "STATUS",
+    "UndeterminedError",
+    "AdversarialPoint",
+    "linearize",
+    "adversarial_loss",
+    "danskin_grad",
+    "total_hvp",
+    "naive_hvp",
+    "total_hessian",
+    "naive_hessian",
+    "top_eigenvalue",
+    "EigenEstimate",
+    "Blocks",
+    "FDHessian",
+    "fd_hessian",
+    "resolve_grads",
+    "count_ops",
+]
+
+#: Status of each example's total Hessian, indexed by :attr:`AdversarialPoint.status`.
+STATUS: tuple[str, ...] = (
+    "determined",
+    "attack not converged",
+    "degenerate multiplier (switching surface / tie)",
+    "inactive constraint within the attack error",
+    "second-order condition fails",
+)
+
+
+class UndeterminedError(ValueError):
+    """The total Hessian of the adversarial loss is not determined at this point."""
+
+
+# --------------------------------------------------------------------------- flat parameters
+
+
+class _RavelSpec(NamedTuple):
+    """Hashable description of a params pytree: ``ravel_pytree`` order without a closure."""
+
+    treedef: Any
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return int(sum(int(np.prod(s)) for s in self.shapes))
+
+
+def _ravel_spec(params: Any) -> _RavelSpec:
+    leaves, treedef = jax.tree.flatten(params)
+    return _RavelSpec(
+        treedef,
+        tuple(tuple(np.shape(leaf)) for leaf in leaves),
+        tuple(str(jnp.asarray(leaf).dtype) for leaf in leaves),
+    )
+
+
+def _ravel(params: Any) -> jax.Array:
+    leaves = jax.tree.leaves(params)
+    return jnp.concatenate([jnp.ravel(jnp.asarray(leaf)) for leaf in leaves])
+
+
+def _unravel(spec: _RavelSpec, flat: jax.Array) -> Any:
+    out, start = [], 0
+    for shape, dtype in zip(spec.shapes, spec.dtypes, strict=True):
+        size = int(np.prod(shape))
+        out.append(flat[start : start + size].reshape(shape).astype(dtype))
+        start += size
+    return jax.tree.unflatten(spec.treedef, out)
+
+
+# --------------------------------------------------------------------------- per-example kernels
+
+
+def _grads(loss_fn, params, z, y):
+    return jax.grad(loss_fn, argnums=(0, 1))(params, z, y)
+
+
+def _hxx_matvec(loss_fn, params, z, y):
+    gx = lambda zz: jax.grad(loss_fn, argnums=1)(params, zz, y)  # noqa: E731
+    return lambda w: jax.jvp(gx, (z,), (w,))[1]
+
+
+def _tangent_operator(loss_fn, params, z, y, c: KKT):
+    r""":math:`w \mapsto A w + (I-P)w`, :math:`A = P(\mu I - H_{xx})P`.
+
+    Symmetric positive definite iff the second-order condition holds."""
+    hxx = _hxx_matvec(loss_fn, params, z, y)
+
+    def op(w):
+        pw = tangent_project(c, w)
+        return c.mu * pw - tangent_project(c, hxx(pw)) + (w - pw)
+
+    return op
+
+
+def _example_tangents(loss_fn, params, x, y, delta, c: KKT, v_tree, cg_maxiter: int):
+    """(total θ-tangent, naive θ-tangent, Dδ·v, CG iterations) for one example."""
+    z = x + delta
+    naive_t, r = _pass_theta(loss_fn, params, z, y, v_tree)
+    op = _tangent_operator(loss_fn, params, z, y, c)
+    u, info = spectral.cg(op, tangent_project(c, r), maxiter=cg_maxiter)
+    u = tangent_project(c, u)
+    corr_t = _pass_x(loss_fn, params, z, y, u)
+    total_t = jax.tree.map(jnp.add, naive_t, corr_t)
+    return total_t, naive_t, u, info.iterations
+
+
+def _pass_theta(loss_fn, params, z, y, v_tree):
+    """One forward-over-reverse pass along θ: :math:`(H_{\\theta\\theta}v, H_{x\\theta}v)`."""
+    gfun = lambda th: _grads(loss_fn, th, z, y)  # noqa: E731
+    return jax.jvp(gfun, (params,), (v_tree,))[1]
+
+
+def _pass_x(loss_fn, params, z, y, u):
+    """One forward-over-reverse pass along x of the θ-gradient: :math:`H_{\\theta x}u`."""
+    gth = lambda zz: jax.grad(loss_fn)(params, zz, y)  # noqa: E731
+    return jax.jvp(gth, (z,), (u,))[1]
+
+
+def _example_tangents_dense(loss_fn, params, x, y, delta, M, v_tree):
+    """As :func:`_example_tangents` with the tangent solve precomputed: ``M = A⁺P`` (d, d)."""
+    z = x + delta
+    naive_t, r = _pass_theta(loss_fn, params, z, y, v_tree)
+    u = M @ r
+    corr_t = _pass_x(loss_fn, params, z, y, u)
+    return jax.tree.map(jnp.add, naive_t, corr_t), naive_t, u
+
+
+def _projector(c: KKT) -> jax.Array:
+    return jnp.diag(c.mask) - jnp.outer(c.normal, c.normal)
+
+
+def _tangent_inverse(static, dyn, params, X, y, delta, c):
+    """Per example :math:`A^+ P = P(A + I - P)^{-1}P`, (n, d, d), from the dense x-Hessian."""
+    loss_fn = _combine(dyn, static)
+
+    def one(x, yi, dl, ci):
+        gx = lambda zz: jax.grad(loss_fn, argnums=1)(params, zz, yi)  # noqa: E731
+        H = jax.jacfwd(gx)(x + dl)
+        P = _projector(ci)
+        eye = jnp.eye(H.shape[0], dtype=H.dtype)
+        A = P @ (ci.mu * eye - 0.5 * (H + H.T)) @ P
+        return P @ jnp.linalg.solve(A + eye - P, P)
+
+    return jax.vmap(one)(X, y, delta, c)
+
+
+_tangent_inverse_jit = jax.jit(_tangent_inverse, static_argnames=("static",))
+
+
+def _example_blocks(loss_fn, spec, theta, x, y, delta, c: KKT):
+    """Dense per-example blocks and the example's total and naive Hessians."""
+    z = x + delta
+
+    def ell(th, zz):
+        return loss_fn(_unravel(spec, th), zz, y)
+
+    (Htt, Htx), (Hxt, Hxx) = jax.hessian(ell, argnums=(0, 1))(theta, z)
+    d = z.shape[0]
+    P = _projector(c)
+    eye = jnp.eye(d, dtype=z.dtype)
+    A = P @ (c.mu * eye - Hxx) @ P
+    U = P @ jnp.linalg.solve(A + eye - P, P @ Hxt)  # Dδ*, (d, P)
+    total = Htt + Hxt.T @ U
+    # |terms| of the formula, for its float64 error bound
+    abs_terms = jnp.abs(Htt) + jnp.abs(Hxt.T) @ jnp.abs(U)
+    return Htt, Hxt, Hxx, U, total, abs_terms
+
+
+# --------------------------------------------------------------------------- compiled programs
+
+
+def _hvp(static, dyn, params, X, y, delta, c, v_tree, cg_maxiter):
+    loss_fn = _combine(dyn, static)
+    fn = lambda x, yi, dl, ci: _example_tangents(  # noqa: E731
+        loss_fn, params, x, yi, dl, ci, v_tree, cg_maxiter
+    )
+    total_t, naive_t, u, iters = jax.vmap(fn)(X, y, delta, c)
+    mean = lambda t: jax.tree.map(lambda a: jnp.mean(a, axis=0), t)  # noqa: E731
+    return mean(total_t), mean(naive_t), u, iters
+
+
+_hvp_jit = jax.jit(_hvp, static_argnames=("static", "cg_maxiter"))
+
+
+def _blocks(static, dyn, spec, theta, X, y, delta, c):
+    loss_fn = _combine(dyn, static)
+    fn = lambda x, yi, dl, ci: _example_blocks(loss_fn, spec, theta, x, yi, dl, ci)  # noqa: E731
+    return jax.vmap(fn)(X, y, delta, c)
+
+
+_blocks_jit = jax.jit(_blocks, static_argnames=("static", "spec"))
+
+
+def _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega):
+    """Flat :math:`v \\mapsto (H_{\\theta\\theta} + \\omega H_{\\theta x} D\\delta^*) v`.
+
+    Total Hessian for ω = 1, naive for ω = 0 (one compiled program for both)."""
+    loss_fn = _combine(dyn, static)
+
+    def mv(v):
+        vt = _unravel(spec, v)
+        fn = lambda x, yi, dl, ci: _example_tangents(  # noqa: E731
+            loss_fn, params, x, yi, dl, ci, vt, cg_maxiter
+        )
+        total_t, naive_t, _, _ = jax.vmap(fn)(X, y, delta, c)
+        tot = jnp.mean(jax.vmap(_ravel)(total_t), axis=0)
+        nai = jnp.mean(jax.vmap(_ravel)(naive_t), axis=0)
+        return nai + omega * (tot - nai)
+
+    return mv
+
+
+def _eig(static, dyn, spec, params, X, y, delta, c, v0, omega, cg_maxiter, method, num_steps):
+    mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega)
+    if method == "lanczos":
+        return spectral.lanczos(mv, v0, num_steps=num_steps)
+    return spectral.power_iteration(mv, v0, num_steps=num_steps)
+
+
+_eig_jit = jax.jit(_eig, static_argnames=("static", "spec", "cg_maxiter", "method", "num_steps"))
+
+
+# --------------------------------------------------------------------------- the linearisation
+
+
+class Blocks(NamedTuple):
+    """Dense per-example blocks at the attack (leading axis n) and the dense Hessians.
+
+    ``Htt`` (n, P, P), ``Hxt`` (n, d, P), ``Hxx`` (n, d, d), ``Ddelta`` (n, d, P) the
+    implicit Jacobian :math:`D\\delta^*_i`; ``total`` and ``naive`` (P, P) the means;
+    ``error`` (P, P) the float64 error bound of ``total`` (:math:`\\gamma_k` times the sum
+    of absolute terms, k counted by :func:`count_ops` on one example's Hessian).
+    """
+
+    Htt: jax.Array
+    Hxt: jax.Array
+    Hxx: jax.Array
+    Ddelta: jax.Array
+    total: jax.Array
+    naive: jax.Array
+    error: jax.Array
+
+
+class EigenEstimate(NamedTuple):
+    """An extreme eigenvalue of a Hessian and the distance within which an eigenvalue lies."""
+
+    value: jax.Array
+    bound: jax.Array
+    method: str
+    hessian: str
+    steps: int
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AdversarialPoint:
+    r"""The attack at θ, the case of every example, and the total curvature there.
+
+    Built by :func:`linearize`. Per example (leading axis n):
+
+    * ``attack``: the :class:`advlip.attacks.AttackResult` (δ*, KKT certificate);
+    * ``tangent_min``, ``tangent_max``: extreme eigenvalues of
+      :math:`A = P(\mu I - H_{xx})P` on the tangent space (``inf``/0 when it is {0}),
+      with Lanczos error ``tangent_bound``; the second-order condition is
+      ``tangent_min > 0``;
+    * ``delta_error``: first-order bound :math:`r/\lambda_{\min}(A)` on
+      :math:`\|\hat\delta - \delta^*\|` from the KKT residual r;
+    * ``status``: index into :data:`STATUS` (0 = the total Hessian is determined),
+      ``reasons``: one sentence per example.
+    """
+
+    loss_fn: Any
+    params: Any
+    X: jax.Array
+    y: jax.Array
+    eps: jax.Array
+    p: float
+    attack: AttackResult
+    tangent_min: jax.Array
+    tangent_max: jax.Array
+    tangent_bound: jax.Array
+    delta_error: jax.Array
+    status: np.ndarray
+    reasons: tuple[str, ...]
+    cg_maxiter: int
+    dense: bool
+    _cache: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    # -- case analysis ------------------------------------------------------
+    @property
+    def kkt(self) -> KKT:
+        return self.attack.kkt
+
+    @property
+    def delta(self) -> jax.Array:
+        return self.attack.delta
+
+    @property
+    def cases(self) -> tuple[str, ...]:
+        return self.attack.cases
+
+    @property
+    def determined(self) -> np.ndarray:
+        return np.asarray(self.status) == 0
+
+    @property
+    def all_determined(self) -> bool:
+        return bool(np.all(self.determined))
+
+    @property
+    def spec(self) -> _RavelSpec:
+        return _ravel_spec(self.params)
+
+    @property
+    def dim(self) -> int:
+        """Number of parameters P (length of the flattened θ)."""
+        return self.spec.size
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for case, st in zip(self.cases, self.status, strict=True):
+            key = case if st == 0 else f"undetermined: {STATUS[int(st)]}"
+            counts[key] = counts.get(key, 0) + 1
+        return {
+            **self.attack.summary(),
+            "cases": counts,
+            "min_tangent_curvature": float(np.min(np.asarray(self.tangent_min))),
+            "max_delta_error": float(np.max(np.asarray(self.delta_error))),
+        }
+
+    def require_determined(self) -> None:
+        """Raise :class:`UndeterminedError` (a ValueError) unless every example is determined."""
+        if self.all_determined:
+            return
+        bad = np.flatnonzero(~self.determined)
+        lines = "; ".join(f"example {i}: {self.reasons[i]}" for i in bad[:4])
+        more = f" (and {bad.size - 4} more)" if bad.size > 4 else ""
+        raise UndeterminedError(
+            f"the total Hessian of the adversarial loss is not determined at this θ for "
+            f"{bad.size} of {self.status.size} example(s): {lines}{more}. SPEC §3 needs, per "
+            "example, (a) a converged attack, (b) strict complementarity (every active "
+            "constraint with a positive multiplier; a zero one is an L∞ switching surface or "
+            "an L1 tie, where ∇L jumps), (c) inactive constraints farther than the attack's "
+            "error, and (d) the second-order condition P(μI − H_xx)P ≻ 0 on the tangent "
+            "space. Move θ or ε off the degenerate set, run the attack longer, or pass "
+            "strict=False and read `status` / `reasons`."
+        )
+
+    # -- first order --------------------------------------------------------
+    def loss(self) -> jax.Array:
+        """:math:`L(\\theta)`, the mean attacked loss (G0)."""
+        return jnp.mean(self.attack.loss)
+
+    def grad(self) -> Any:
+        """Danskin gradient (G0), a pytree like ``params``.
+
+        :math:`\\operatorname{mean}_i \\nabla_\\theta\\ell(x_i+\\delta_i^*)`."""
+        return self.attack.danskin_grad
+
+    # -- second order -------------------------------------------------------
+    def _tangents(self, v: Any):
+        v_tree, flat = _as_tree(v, self.params)
+        dyn, static = _partition(self.loss_fn)
+        total, naive, u, _ = _hvp_jit(
+            static,
+            dyn,
+            self.params,
+            self.X,
+            self.y,
+            self.delta,
+            self.kkt,
+            v_tree,
+            cg_maxiter=self.cg_maxiter,
+        )
+        return total, naive, u, flat
+
+    def total_hvp(self, v: Any) -> Any:
+        """:math:`\\nabla^2 L\\, v` (implicit differentiation, CG in x); ``v`` a pytree like
+        ``params`` or a flat vector of length :attr:`dim` (the result has the same form)."""
+        total, _, _, flat = self._tangents(v)
+        return _ravel(total) if flat else total
+
+    def naive_hvp(self, v: Any) -> Any:
+        """:math:`H_{\\theta\\theta} v` with δ held at δ* (what a plain Hessian tool computes)."""
+        _, naive, _, flat = self._tangents(v)
+        return _ravel(naive) if flat else naive
+
+    def delta_jvp(self, v: Any) -> jax.Array:
+        """:math:`D\\delta_i^*\\, v` for every example, shape (n, d): how the attack moves."""
+        return self._tangents(v)[2]
+
+    def blocks(self) -> Blocks:
+        """Dense per-example blocks and the dense total / naive Hessians (small models)."""
+        if "blocks" not in self._cache:
+            self._cache["blocks"] = self._blocks()
+        return self._cache["blocks"]
+
+    def gradient_error(self, residual: ArrayLike | None = None) -> np.ndarray:
+        r"""Bound on the error of one Danskin gradient evaluation near θ, per component (P,).
+
+        Float64 rounding :math:`\gamma_k\,\operatorname{mean}_i|\nabla_\theta\ell_i|` (k: the
+        ops of one example's gradient, counted by :func:`count_ops`, plus the mean over n)
+        plus the attack's error
+        :math:`\operatorname{mean}_i \|H_{\theta x}^i\|_F\, r_i/\lambda_{\min}(A_i)`
+        for KKT residuals ``residual`` (n,) (default: this point's). Costs d forward-mode
+        passes per example (no P×P matrix).
+        """
+        n, d = self.X.shape
+        res = np.asarray(self.kkt.residual if residual is None else residual)
+        dyn, static = _partition(self.loss_fn)
+        abs_g = np.asarray(_abs_grads_jit(static, dyn, self.params, self.X, self.y, self.delta))
+        k = _cached_ops("grad", self.loss_fn, self.params, self.X[0], self.y[0]) + n
+        lam = np.asarray(self.tangent_min)
+        tdim = np.asarray(self.kkt.tangent_dim)
+        hxt = np.asarray(_hxt_norms_jit(static, dyn, self.params, self.X, self.y, self.delta))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            derr = np.where((tdim > 0) & (lam > 0), res / lam, 0.0)
+        # a positive residual with no curvature to bound the distance: unbounded error
+        derr = np.where((tdim > 0) & ~(lam > 0) & (res > 0), np.inf, derr)
+        return tolerance.gamma(k) * abs_g + float(np.mean(hxt * derr))
+
+    def _blocks(self) -> Blocks:
+        dyn, static = _partition(self.loss_fn)
+        spec = self.spec
+        theta = _ravel(self.params)
+        Htt, Hxt, Hxx, U, tot, abs_terms = _blocks_jit(
+            static, dyn, spec, theta, self.X, self.y, self.delta, self.kkt
+        )
+        n, d = self.X.shape
+        # k: the ops of one example's Hessian entry chain (counted on its jaxpr), a
+        # d×d solve (d² ops per entry of U) and the mean over n examples.
+        k = _cached_ops("hessian", self.loss_fn, self.params, self.X[0], self.y[0]) + d * d + n
+        error = tolerance.gamma(k) * jnp.mean(abs_terms, axis=0)
+        return Blocks(
+            Htt=Htt,
+            Hxt=Hxt,
+            Hxx=Hxx,
+            Ddelta=U,
+            total=jnp.mean(tot, axis=0),
+            naive=jnp.mean(Htt, axis=0),
+            error=error,
+        )
+
+    def total_hessian(self) -> jax.Array:
+        """Dense :math:`\\nabla^2 L`, (P, P) in ``ravel_pytree`` order."""
+        return self.blocks().total
+
+    def naive_hessian(self) -> jax.Array:
+        """Dense :math:`\\operatorname{mean}_i H_{\\theta\\theta}` at the fixed δ*."""
+        return self.blocks().naive
+
+    def matvec(self, *, hessian: str = "total", solver: str = "cg") -> Callable:
+        r"""A compiled flat Hessian-vector product, total or naive.
+
+        :math:`v \mapsto \nabla^2 L\, v` (``hessian="total"``) or
+        :math:`v \mapsto H_{\theta\theta}v` (``"naive"``: one forward-over-reverse pass, δ fixed).
+
+        ``solver="cg"``: the matrix-free route (CG on the tangent space, Hessian-vector
+        products in x) — the cost per product is two forward-over-reverse passes plus
+        one x-space HVP per CG iteration. ``solver="dense"``: the tangent operator of
+        every example is factorised once here (d HVPs in x per example), after which a
+        product costs two passes — for small d and many products (Lanczos, benchmarks).
+        """
+        if hessian not in ("total", "naive"):
+            raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
+        if solver not in ("cg", "dense"):
+            raise ValueError(f"solver={solver!r} is not allowed; allowed: 'cg', 'dense'")
+        dyn, static = _partition(self.loss_fn)
+        spec, params, X, y, delta, c = self.spec, self.params, self.X, self.y, self.delta, self.kkt
+        loss_fn = self.loss_fn
+        if hessian == "naive":
+
+            @jax.jit
+            def mv_naive(v):
+                vt = _unravel(spec, v)
+
+                def one(x, yi, dl):
+                    gth = lambda th: jax.grad(loss_fn)(th, x + dl, yi)  # noqa: E731
+                    return _ravel(jax.jvp(gth, (params,), (vt,))[1])
+
+                return jnp.mean(jax.vmap(one)(X, y, delta), axis=0)
+
+            return mv_naive
+        omega = 1.0
+        if solver == "cg":
+            mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, self.cg_maxiter, omega)
+            return jax.jit(mv)
+        M = _tangent_inverse_jit(static, dyn, params, X, y, delta, c)
+
+        @jax.jit
+        def mv_dense(v):
+            vt = _unravel(spec, v)
+            fn = lambda x, yi, dl, Mi: _example_tangents_dense(  # noqa: E731
+                loss_fn, params, x, yi, dl, Mi, vt
+            )
+            tot, nai, _ = jax.vmap(fn)(X, y, delta, M)
+            tot = jnp.mean(jax.vmap(_ravel)(tot), axis=0)
+            nai = jnp.mean(jax.vmap(_ravel)(nai), axis=0)
+            return nai + omega * (tot - nai)
+
+        return mv_dense
+
+    def top_eigenvalue(
+        self,
+        *,
+        hessian: str = "total",
+        method: str = "lanczos",
+        num_steps: int | None = None,
+        key: jax.Array | None = None,
+    ) -> EigenEstimate:
+        r"""The top eigenvalue of the total (or naive) Hessian from Hessian-vector products.
+
+        ``method="lanczos"``: the largest algebraic eigenvalue :math:`\lambda_{\max}`;
+        ``method="power"``: the eigenvalue of largest magnitude (the local constant
+        :math:`\lambda_{\max}(|\nabla^2 L|)`, with its sign). ``bound``: an eigenvalue lies
+        within it (Lanczos residual bound / power residual). SPEC §5.
+        """
+        if hessian not in ("total", "naive"):
+            raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
+        if method not in ("lanczos", "power"):
+            raise ValueError(f"method={method!r} is not allowed; allowed: 'lanczos', 'power'")
+        P = self.dim
+        if num_steps is None:
+            num_steps = min(P, 40) if method == "lanczos" else 100
+        key = jax.random.PRNGKey(0) if key is None else key
+        v0 = jnp.asarray(
+            np.random.default_rng(
+                np.asarray(jax.random.key_data(key)).ravel().tolist()
+            ).standard_normal(P),
+            dtype=self.X.dtype,
+        )
+        dyn, static = _partition(self.loss_fn)
+        omega = jnp.asarray(1.0 if hessian == "total" else 0.0, dtype=self.X.dtype)
+        res = _eig_jit(
+            static,
+            dyn,
+            self.spec,
+            self.params,
+            self.X,
+            self.y,
+            self.delta,
+            self.kkt,
+            v0,
+            omega,
+            cg_maxiter=self.cg_maxiter,
+            method=method,
+            num_steps=int(num_steps),
+        )
+        if method == "lanczos":
+            return EigenEstimate(res.largest, res.largest_bound, method, hessian, int(res.steps))
+        return EigenEstimate(res.eigenvalue, res.residual, method, hessian, int(num_steps))
+
+
+def _as_tree(v: Any, params: Any) -> tuple[Any, bool]:
+    spec = _ravel_spec(params)
+    if jax.tree.structure(v) == spec.treedef and all(
+        np.shape(a) == s for a, s in zip(jax.tree.leaves(v), spec.shapes, strict=True)
+    ):
+        return jax.tree.map(lambda a: jnp.asarray(a, dtype=float), v), False
+    arr = jnp.asarray(v, dtype=float)
+    if arr.shape == (spec.size,):
+        return _unravel(spec, arr), True
+    raise ValueError(
+        f"v must be a pytree shaped like params or a flat vector of shape ({spec.size},) "
+        f"(jax.flatten_util.ravel_pytree order), got {jax.tree.structure(v)} / {np.shape(v)}"
+    )
+
+
+def count_ops(fn: Callable, *args: Any) -> int:
+    """Floating-point operations in the jaxpr of ``fn(*args)``: an upper bound on the
+    length of any chain of roundings, the ``k`` of :func:`advlip.tolerance.gamma`.
+
+    A ``dot_general`` counts its contraction length, a reduction its reduced size,
+    every other primitive 1; sub-jaxprs (jit, custom derivatives, loops' bodies once)
+    are counted recursively.
+    """
+    closed = jax.make_jaxpr(fn)(*args)
+    return _count_jaxpr(closed.jaxpr)
+
+
+def _count_jaxpr(jaxpr) -> int:
+    total = 0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        subs = [
+            getattr(v, "jaxpr", v)
+            for v in eqn.params.values()
+            if hasattr(v, "eqns") or hasattr(getattr(v, "jaxpr", None), "eqns")
+        ]
+        for v in eqn.params.values():
+            if isinstance(v, tuple | list):
+                subs += [
+                    getattr(s, "jaxpr", s)
+                    for s in v
+                    if hasattr(s, "eqns") or hasattr(getattr(s, "jaxpr", None), "eqns")
+                ]
+        if subs:
+            total += sum(_count_jaxpr(s) for s in subs)
+            continue
+        if name == "dot_general":
+            (lc, _), _ = eqn.params["dimension_numbers"]
+            shape = eqn.invars[0].aval.shape
+            total += int(np.prod([shape[i] for i in lc])) if lc else 1
+        elif name.startswith("reduce_") or name in ("argmax", "argmin", "cumsum"):
+            shape = eqn.invars[0].aval.shape
+            axes = eqn.params.get("axes", ())
+            total += int(np.prod([shape[i] for i in axes])) if axes else 1
+        else:
+            total += 1
+    return max(total, 1)
+
+
+_OPS: dict[Any, int] = {}
+
+
+def _cached_ops(kind: str, loss_fn, params, x, y) -> int:
+    """:func:`count_ops` of one example's gradient / Hessian / value, cached by structure."""
+    _, static = _partition(loss_fn)
+    key = (kind, static, _ravel_spec(params), tuple(np.shape(x)), tuple(np.shape(y)))
+    if key not in _OPS:
+        fn = {"grad": _grad_ops, "hessian": _hessian_ops, "value": _value_ops}[kind]
+        _OPS[key] = fn(loss_fn, params, x, y)
+    return _OPS[key]
+
+
+def _value_ops(loss_fn, params, x, y) -> int:
+    return count_ops(lambda th, z: loss_fn(th, z, y), params, x)
+
+
+def _hessian_ops(loss_fn, params, x, y) -> int:
+    def hess_entry(th, z):
+        return jax.hessian(lambda a, b: loss_fn(a, b, y), argnums=(0, 1))(th, z)
+
+    return count_ops(hess_entry, params, x)
+
+
+def _grad_ops(loss_fn, params, x, y) -> int:
+    return count_ops(lambda th, z: jax.grad(loss_fn)(th, z, y), params, x)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _attack(loss_fn, params, X, y, eps, p, attack, attack_options) -> AttackResult:
+    if attack is not None:
+        if not isinstance(attack, AttackResult):
+            raise ValueError(f"attack must be an advlip.attacks.AttackResult, got {type(attack)}")
+        if attack.delta.shape != jnp.shape(X):
+            raise ValueError(
+                f"attack was computed for X of shape {attack.delta.shape}, not {jnp.shape(X)}"
+            )
+        if attack.p != p or float(attack.eps) != float(eps):
+            raise ValueError(
+                f"attack was computed for eps={float(attack.eps):g}, p={attack.p:g}; "
+                f"asked for eps={float(eps):g}, p={p:g}"
+            )
+        return attack
+    return pgd(loss_fn, params, X, y, eps=eps, p=p, **attack_options)
+
+
+def linearize(
+    loss_fn: Callable,
+    params: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    eps: ArrayLike,
+    p: float,
+    attack: AttackResult | None = None,
+    cg_maxiter: int | None = None,
+    **attack_options: Any,
+) -> AdversarialPoint:
+    r"""Attack every example, classify its case (SPEC G1/G2/G3) and check the hypotheses.
+
+    Runs :func:`advlip.attacks.pgd` (or takes ``attack``), then, per example: the
+    tangent projector P and constraint curvature μ from the KKT certificate; the
+    extreme eigenvalues of :math:`A = P(\mu I - H_{xx})P` on the tangent space (a dense
+    eigensolver for d ≤ 64, else Lanczos: exact to rounding when the tangent dimension
+    is ≤ 64); and a status:
+
+    * *attack not converged*: KKT residual above the attack's tolerance;
+    * *degenerate multiplier*: an active constraint's multiplier within its error
+      (residual + :math:`\gamma_{2d+8}\|g\|`, the rounding of the 2d-op dot product
+      that measures it) of 0 — an L∞ switching surface or an L1 tie;
+    * *inactive constraint within the attack error*: slack ≤ ``delta_error``;
+    * *second-order condition fails*: :math:`\lambda_{\min}(A) \le` its float64 error
+      :math:`\gamma_{4d+8}(|\mu| + \|A\|) +` the eigensolver's bound (k = 4d + 8: an HVP
+      row and two projections).
+
+    Returns an :class:`AdversarialPoint`; nothing raises here (see
+    :meth:`AdversarialPoint.require_determined`). Under ``jax.jit`` the status is a
+    traced array and ``reasons`` is empty (the strict public functions return NaN
+    instead of raising there).
+    """
+    params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
+    att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
+    n, d = X.shape
+    eps_arr = jnp.asarray(eps, dtype=X.dtype)
+    lo, hi, bound = att.tangent_min, att.tangent_max, att.tangent_bound
+    status, derr, mult_tol, so_tol = _status(att, d)
+    reasons: tuple[str, ...] = ()
+    if not is_traced(status):
+        status, derr = np.asarray(status), np.asarray(derr)
+        reasons = _reasons(att, status, derr, np.asarray(mult_tol), np.asarray(so_tol))
+    cg_maxiter = 2 * d + 5 if cg_maxiter is None else int(cg_maxiter)
+    return AdversarialPoint(
+        loss_fn=loss_fn,
+        params=params,
+        X=X,
+        y=y,
+        eps=eps_arr,
+        p=p,
+        attack=att,
+        tangent_min=lo,
+        tangent_max=hi,
+        tangent_bound=bound,
+        delta_error=derr,
+        status=status,
+        reasons=reasons,
+        cg_maxiter=cg_maxiter,
+        dense=_dense_choice(attack_options.get("x_solver", "auto"), d),
+    )
+
+
+def _status(att: AttackResult, d: int):
+    """Per-example status (index into :data:`STATUS`), the δ error bound, and the two
+    thresholds; jnp throughout, so it also runs under ``jit`` (see :func:`linearize`)."""
+    c = att.kkt
+    res = c.residual
+    lo, hi, bound = att.tangent_min, att.tangent_max, att.tangent_bound
+    gnorm = jnp.linalg.norm(att.grad_x, axis=1)
+    derr = jnp.where(c.tangent_dim == 0, 0.0, res / jnp.where(lo > 0, lo, jnp.nan))
+    derr = jnp.where(jnp.isnan(derr), jnp.inf, derr)
+    # the multiplier is a 2d-op dot product of g (γ_{2d+8}) and moves by the residual
+    mult_tol = res + tolerance.gamma(2 * d + 8) * gnorm
+    # an x-HVP row and two projections (γ_{4d+8}) on |μ| + ‖A‖, plus the eigensolver's bound
+    so_tol = tolerance.gamma(4 * d + 8) * (jnp.abs(c.mu) + jnp.abs(hi)) + bound
+    second_order_fails = (c.tangent_dim > 0) & ~(lo > so_tol)
+    degenerate = jnp.isfinite(c.multiplier) & ~(c.multiplier > mult_tol)
+    near = jnp.isfinite(c.slack) & ~(c.slack > derr)
+    status = jnp.where(
+        ~att.converged,
+        1,
+        jnp.where(second_order_fails, 4, jnp.where(degenerate, 2, jnp.where(near, 3, 0))),
+    )
+    return status, derr, mult_tol, so_tol
+
+
+def _reasons(att, status, derr, mult_tol, so_tol) -> tuple[str, ...]:
+    c, cases = att.kkt, att.cases
+    res, lo = np.asarray(c.residual), np.asarray(att.tangent_min)
+    mult, slack, tol = np.asarray(c.multiplier), np.asarray(c.slack), np.asarray(att.tol)
+    out = []
+    for i, st in enumerate(status):
+        if st == 1:
+            out.append(f"attack not converged (KKT residual {res[i]:.3g} > tol {tol[i]:.3g})")
+        elif st == 4:
+            out.append(
+                f"second-order condition fails on the tangent space of the {cases[i]} case: "
+                f"λ_min(P(μI − H_xx)P) = {lo[i]:.3g} ≤ {so_tol[i]:.3g} (its float64 error): "
+                "the Hessian in x is singular or indefinite there, δ* is not an isolated "
+                "maximiser and Dδ* does not exist"
+            )
+        elif st == 2:
+            out.append(
+                f"degenerate multiplier {mult[i]:.3g} ≤ {mult_tol[i]:.3g} in the {cases[i]} "
+                "case: a constraint is active with zero force (an L∞ switching surface, an L1 "
+                "tie, or an L2 maximiser exactly on the sphere); the gradient of L is not "
+                "differentiable here (SPEC G3)"
+            )
+        elif st == 3:
+            out.append(
+                f"an inactive constraint is {slack[i]:.3g} away, within the attack's error "
+                f"{derr[i]:.3g}: the active set is not determined"
+            )
+        else:
+            out.append(f"{cases[i]}: determined")
+    return tuple(out)
+
+
+def _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options) -> AdversarialPoint:
+    pt = linearize(loss_fn, params, X, y, eps=eps, p=p, attack=attack, **attack_options)
+    if strict and not is_traced(pt.status):
+        pt.attack.require_converged()
+        pt.require_determined()
+    return pt
+
+
+def _guard(pt: AdversarialPoint, strict: bool, value: Any) -> Any:
+    """Under ``jit`` nothing can be raised: a strict result is NaN where not determined."""
+    if not (strict and is_traced(pt.status)):
+        return value
+    ok = jnp.all(pt.status == 0)
+    return jax.tree.map(lambda a: jnp.where(ok, a, jnp.nan), value)
+
+
+def adversarial_loss(
+    loss_fn: Callable,
+    params: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    eps: ArrayLike,
+    p: float,
+    attack: AttackResult | None = None,
+    **attack_options: Any,
+) -> jax.Array:
+    r""":math:`L(\theta) = \operatorname{mean}_i \ell(x_i + \delta_i^*, y_i; \theta)` (SPEC §3).
+
+    Raises :class:`advlip.attacks.AttackNotConvergedError` if the attack did not converge.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from advlip import adversarial, linear, models
+        >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[0.5, 1.0], [1.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> L = adversarial.adversarial_loss(models.LinearLoss(), params, X, y, eps=0.1, p=2)
+        >>> bool(abs(L - linear.adversarial_loss(params["w"], X, y, eps=0.1, p=2)) < 1e-14)
+        True
+    """
+    params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
+    att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
+    att.require_converged()
+    return jnp.mean(att.loss)
+
+
+def danskin_grad(
+    loss_fn: Callable,
+    params: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    eps: ArrayLike,
+    p: float,
+    attack: AttackResult | None = None,
+    **attack_options: Any,
+) -> Any:
+    r"""G0 (Danskin): the gradient of the adversarial loss, a pytree like ``params``.
+
+    :math:`\nabla L(\theta) = \operatorname{mean}_i
+    \nabla_\theta\ell(x_i+\delta_i^*(\theta), y_i; \theta)`.
+
+    Valid where the maximiser is unique (Danskin's theorem); raises if the attack
+    did not converge.
+    """
+    params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
+    att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
+    att.require_converged()
+    return att.danskin_grad
+
+
+def total_hvp(
+    loss_fn: Callable,
+    params: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    v: Any,
+    *,
+    eps: ArrayLike,
+    p: float,
+    attack: AttackResult | None = None,
+    strict: bool = True,
+    **attack_options: Any,
+) -> Any:
+    r"""Total Hessian-vector product :math:`\nabla^2 L(\theta)\, v` by implicit differentiation.
+
+    :math:`\nabla^2 L\,v = \operatorname{mean}_i [H_{\theta\theta}v + H_{\theta x}u_i]`,
+    :math:`u_i = A_i^{+}P_i H_{x\theta}v` solved by CG on the tangent space. ``v`` is a
+    pytree like ``params`` or a flat vector (``ravel_pytree`` order); the result has
+    the same form. With ``strict`` (default) raises :class:`UndeterminedError` where
+    the total Hessian is not determined (see :func:`linearize`); under ``jax.jit``,
+    where nothing can be raised, the result is NaN there instead.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[0.5, 1.0], [1.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> hv = adversarial.total_hvp(models.LinearLoss(), params, X, y, params, eps=0.1, p=2)
+        >>> jax.tree.structure(hv) == jax.tree.structure(params)
+        True
+    """
+    pt = _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options)
+    return _guard(pt, strict, pt.total_hvp(v))
+
+
+def naive_hvp(
+    loss_fn: Callable,
+    params: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    v: Any,
+    *,
+    eps: ArrayLike,
+    p: float,
+    attack: AttackResult | None = None,
+    strict: bool = True,
+    **attack_options: Any,
+) -> Any:
+    r""":math:`\operatorname{mean}_i H_{\theta\theta} v` at the fixed δ*.
+
+    The Hessian a plain tool computes, which ignores that δ* moves with θ."""
+    pt = _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options)
+    return _guard(pt, strict, pt.naive_hvp(v))
+
+
+def total_hessian(
+    loss_fn: Callable,
+    params: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    eps: ArrayLike,
+    p: float,
+    attack: AttackResult | None = None,
+    strict: bool = True,
+    **attack_options: Any,
+) -> jax.Array:
+    r"""Dense total Hessian :math:`\nabla^2 L(\theta)`, (P, P) over ``ravel_pytree(params)`` order.
+
+    Per example
+    :math:`H_{\theta\theta} + H_{x\theta}^\top P (P(\mu I - H_{xx})P + I - P)^{-1} P H_{x\theta}`
+    from dense blocks (``jax.hessian``), averaged: for small models.
+    """
+    return _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options).total_hessian()
+
+
+def naive_hessian(
+    loss_fn: Callable,
+    params: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    eps: ArrayLike,
+    p: float,
+    attack: AttackResult | None = None,
+    strict: bool = True,
+    **attack_options: Any,
+) -> jax.Array:
+    """Dense :math:`\\operatorname{mean}_i H_{\\theta\\theta}` at the fixed δ*, (P, P)."""
+    return _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options).naive_hessian()
+
+
+def top_eigenvalue(
+    loss_fn: Callable,
+    params: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    eps: ArrayLike,
+    p: float,
+    hessian: str = "total",
+    method: str = "lanczos",
+    num_steps: int | None = None,
+    key: jax.Array | None = None,
+    attack: AttackResult | None = None,
+    strict: bool = True,
+    **attack_options: Any,
+) -> EigenEstimate:
+    """Top eigenvalue of the total or naive Hessian (Lanczos or power iteration on HVPs)."""
+    pt = _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options)
+    return pt.top_eigenvalue(hessian=hessian, method=method, num_steps=num_steps, key=key)
+
+
+# --------------------------------------------------------------------------- finite differences
+
+
+@dataclasses.dataclass(frozen=True)
+class FDHessian:
+    r"""Central differences of the Danskin gradient with δ* re-solved at every θ ± h e_j, ± 2h e_j.
+
+    ``fine`` :math:`D_h` and ``coarse`` :math:`D_{2h}` (P, P), column j the derivative
+    along :math:`e_j`; ``estimate`` the Richardson extrapolation
+    :math:`D_R = (4D_h - D_{2h})/3`. Likewise for L itself: ``grad_fine``,
+    ``grad_coarse``, ``grad_estimate`` (P,).
+
+    Error model. :math:`D_h = \nabla^2 L + c h^2 + O(h^4) + \text{noise}_h` with
+    :math:`|\text{noise}_h| \le e/h` for a gradient error e per evaluation, so
+    :math:`D_R = \nabla^2 L + O(h^4) + \text{noise}`,
+    :math:`|\text{noise}| \le (4e/h + e/(2h))/3 = 1.5\,e/h`.
+    The size of the correction, :math:`|D_R - D_h| = |D_h - D_{2h}|/3 \approx |c| h^2`, bounds
+    the :math:`O(h^4)` remainder wherever the expansion is in its asymptotic range
+    (:math:`h^2 |\text{next coefficient}| < |c|`), so :meth:`tolerance` is
+    :math:`|D_h - D_{2h}|/3 + 1.5\,e/h`.
+
+    ``grad_error`` (P,) is e per component: float64 rounding (:math:`\gamma_k` × mean
+    :math:`|\nabla_\theta\ell_i|`, k counted by :func:`count_ops` on one example's gradient,
+    plus the mean) plus the attack's error :math:`\|H_{\theta x}\|_F\, r/\lambda_{\min}(A)`.
+    ``value_error``: the same for one evaluation of L, the attack part being
+    :math:`\max(0, \text{gap}) + r^2/(2\lambda_{\min}(A))`. ``active_set_changed``: some
+    re-solve landed in another case than at θ (a kink inside the stencil).
+    """
+
+    fine: np.ndarray
+    coarse: np.ndarray
+    grad_fine: np.ndarray
+    grad_coarse: np.ndarray
+    grad_error: np.ndarray
+    value_error: float
+    h: float
+    max_residual: float
+    active_set_changed: bool
+
+    @property
+    def estimate(self) -> np.ndarray:
+        return (4.0 * self.fine - self.coarse) / 3.0
+
+    @property
+    def grad_estimate(self) -> np.ndarray:
+        return (4.0 * self.grad_fine - self.grad_coarse) / 3.0
+
+    def tolerance(self) -> np.ndarray:
+        """Entrywise bound on :math:`|D_R - \\nabla^2 L|`, (P, P)."""
+        return np.abs(self.fine - self.coarse) / 3.0 + 1.5 * self.grad_error[:, None] / self.h
+
+    def grad_tolerance(self) -> np.ndarray:
+        """Componentwise bound on the error of ``grad_estimate`` (same model, values of L)."""
+        return np.abs(self.grad_fine - self.grad_coarse) / 3.0 + 1.5 * self.value_error / self.h
+
+    def compare(self, H: ArrayLike, extra_error: ArrayLike = 0.0) -> dict[str, float]:
+        """How far ``H`` is from the estimate, entrywise, against the tolerance.
+
+        ``extra_error``: the error bound of ``H`` itself (e.g. :attr:`Blocks.error`).
+        Returns ``max_error`` (max |H − D_R|), ``max_tolerance``, ``excess`` =
+        max(|H − D_R| − tol) (≤ 0: agreement) and ``max_ratio`` = max |H − D_R| / tol.
+        """
+        return _compare(np.asarray(H), self.estimate, self.tolerance() + np.asarray(extra_error))
+
+    def compare_grad(self, g: ArrayLike) -> dict[str, float]:
+        """As :meth:`compare`, for a gradient against the differences of L."""
+        return _compare(np.asarray(g), self.grad_estimate, self.grad_tolerance())
+
+
+def _compare(value: np.ndarray, estimate: np.ndarray, tol: np.ndarray) -> dict[str, float]:
+    err = np.abs(value - estimate)
+    return {
+        "max_error": float(err.max()),
+        "max_tolerance": float(tol.max()),
+        "excess": float((err - tol).max()),
+        "max_ratio": float((err / np.maximum(tol, np.finfo(float).tiny)).max()),
+    }
+
+
+_unravel_jit = jax.jit(_unravel, static_argnums=0)
+_ravel_jit = jax.jit(_ravel)
+
+
+def _abs_grads(static, dyn, params, X, y, delta):
+    loss_fn = _combine(dyn, static)
+    g = jax.vmap(lambda x, yi, dl: _ravel(jax.grad(loss_fn)(params, x + dl, yi)))(X, y, delta)
+    return jnp.mean(jnp.abs(g), axis=0)
+
+
+_abs_grads_jit = jax.jit(_abs_grads, static_argnames=("static",))
+
+
+def _hxt_norms(static, dyn, params, X, y, delta):
+    """Per-example Frobenius norm of :math:`H_{\\theta x}` (d forward passes of the θ-gradient)."""
+    loss_fn = _combine(dyn, static)
+
+    def one(x, yi, dl):
+        gth = lambda z: _ravel(jax.grad(loss_fn)(params, z, yi))  # noqa: E731
+        J = jax.jacfwd(gth)(x + dl)
+        return jnp.sqrt(jnp.sum(J * J))
+
+    return jax.vmap(one)(X, y, delta)
+
+
+_hxt_norms_jit = jax.jit(_hxt_norms, static_argnames=("static",))
+
+
+def resolve_grads(
+    point: AdversarialPoint,
+    thetas: ArrayLike,
+    *,
+    refine_steps: int = 2,
+    newton_steps: int = 4,
+    init: ArrayLike | None = None,
+) -> dict[str, np.ndarray]:
+    """Re-solve the attack and take L and the Danskin gradient at many flat θ (B, P).
+
+    Each re-solve is warm-started at ``init`` (default: the δ* of ``point``) and runs
+    ``refine_steps`` projected-gradient and ``newton_steps`` Newton steps — the same
+    compiled attack as :func:`advlip.attacks.pgd`, so no new compilation. Returns
+    ``values`` (B,), ``grads`` (B, P), ``residual``, ``gap``, ``kind`` (B, n) and
+    ``delta`` (B, n, d).
+    """
+    thetas = np.asarray(thetas, dtype=float)
+    if thetas.ndim != 2 or thetas.shape[1] != point.dim:
+        raise ValueError(f"thetas must have shape (B, {point.dim}), got {thetas.shape}")
+    n, d = point.X.shape
+    cfg = _Config(
+        cg_maxiter=point.cg_maxiter,
+        restarts=1,
+        random_start=False,
+        lanczos_steps=min(d, 64),
+        dense=point.dense,
+    )
+    init = point.delta if init is None else jnp.asarray(init, dtype=point.X.dtype)
+    starts = init[:, None, :]
+    alpha = jnp.asarray(0.0, dtype=point.X.dtype)
+    out: dict[str, list] = {k: [] for k in ("values", "grads", "residual", "gap", "kind", "delta")}
+    for theta in thetas:
+        params = _unravel_jit(point.spec, jnp.asarray(theta))
+        att = _run(
+            point.loss_fn,
+            params,
+            point.X,
+            point.y,
+            starts,
+            point.eps,
+            alpha,
+            [0, refine_steps, newton_steps],
+            point.p,
+            cfg,
+            0.0,
+            0.0,
+        )
+        out["values"].append(jnp.mean(att.loss))
+        out["grads"].append(_ravel_jit(att.danskin_grad))
+        out["residual"].append(att.kkt.residual)
+        out["gap"].append(att.kkt.gap)
+        out["kind"].append(att.kkt.kind)
+        out["delta"].append(att.delta)
+    return {k: np.asarray(jnp.stack(v)) for k, v in out.items()}
+
+
+def fd_hessian(
+    point: AdversarialPoint,
+    *,
+    h: float | None = None,
+    refine_steps: int = 2,
+    newton_steps: int = 4,
+) -> FDHessian:
+    r"""The total Hessian by finite differences, the slow independent route.
+
+    For every coordinate j and :math:`s \in \{\pm h, \pm 2h\}` the attack is re-solved
+    at :math:`\theta + s e_j` (warm-started at the δ* of θ, ``refine_steps`` projected
+    gradient and ``newton_steps`` Newton steps, :func:`resolve_grads`; Newton converges
+    quadratically from a start O(h) away, and each re-solve's KKT residual enters the
+    tolerance) and the Danskin
+    gradient taken: 4P attacked gradients. ``h`` defaults to
+    :math:`2^{-13} \max(1, \|\theta\|_\infty)`: truncation :math:`h^2 \approx 10^{-8}` above
+    the rounding :math:`u/h \approx 10^{-12}`, so Richardson's estimate of the error is
+    reliable. Compare with :meth:`FDHessian.compare`.
+    """
+    loss_fn, params = point.loss_fn, point.params
+    theta = np.asarray(_ravel(params))
+    P = theta.size
+    if h is None:
+        h = 2.0**-13 * max(1.0, float(np.max(np.abs(theta))))
+    eye = np.eye(P)
+    offsets = np.concatenate([h * eye, -h * eye, 2 * h * eye, -2 * h * eye])
+    r = resolve_grads(
+        point, theta[None, :] + offsets, refine_steps=refine_steps, newton_steps=newton_steps
+    )
+    vals, grads, res, gap, kind = r["values"], r["grads"], r["residual"], r["gap"], r["kind"]
+    gp, gm, g2p, g2m = grads[:P], grads[P : 2 * P], grads[2 * P : 3 * P], grads[3 * P :]
+    D_h = ((gp - gm) / (2 * h)).T
+    D_2h = ((g2p - g2m) / (4 * h)).T
+    vp, vm, v2p, v2m = vals[:P], vals[P : 2 * P], vals[2 * P : 3 * P], vals[3 * P :]
+    n, d = point.X.shape
+    rmax = res.max(axis=0)
+    grad_error = point.gradient_error(rmax)
+    lam = np.asarray(point.tangent_min)
+    tdim = np.asarray(point.kkt.tangent_dim)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        derr = np.where((tdim > 0) & (lam > 0), rmax / lam, 0.0)
+    derr = np.where((tdim > 0) & ~(lam > 0) & (rmax > 0), np.inf, derr)
+    attack_v = float(np.mean(np.maximum(gap.max(axis=0), 0.0) + rmax * derr / 2))
+    k_val = _cached_ops("value", loss_fn, params, point.X[0], point.y[0]) + n
+    value_error = tolerance.gamma(k_val) * float(np.abs(vals).max()) + attack_v
+    changed = bool((kind != np.asarray(point.kkt.kind)[None, :]).any())
+    return FDHessian(
+        fine=D_h,
+        coarse=D_2h,
+        grad_fine=(vp - vm) / (2 * h),
+        grad_coarse=(v2p - v2m) / (4 * h),
+        grad_error=grad_error,
+        value_error=value_error,
+        h=float(h),
+        max_residual=float(res.max()),
+        active_set_changed=changed,
+    )

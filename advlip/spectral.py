@@ -1,0 +1,256 @@
+r"""Matrix-free linear algebra on any symmetric operator: CG, Lanczos, power iteration (SPEC §5).
+
+Everything here takes a ``matvec`` mapping a flat vector of shape (n,) to ``A v``
+(a Hessian-vector product, usually) and knows nothing of the theory. All loops
+have a static length, so the functions work under ``jit`` and ``vmap``.
+
+* :func:`cg` — conjugate gradients for ``A x = b`` with ``A`` symmetric positive
+  definite; reports the smallest curvature :math:`p^\top A p / p^\top p` it met, so a
+  caller can tell when ``A`` was not positive definite after all.
+* :func:`lanczos` — ``k`` steps with full reorthogonalisation; the extreme Ritz
+  values come with the a-posteriori bound :math:`|\beta_k s_{kj}|` on their distance
+  to an eigenvalue of ``A`` (Parlett, *The Symmetric Eigenvalue Problem*, Thm 13.1.1),
+  and the iteration stops cleanly when the Krylov space is invariant, so with
+  ``k ≥ n`` the extreme eigenvalues are exact to rounding.
+* :func:`power_iteration` — the eigenvalue of largest magnitude, with the residual
+  :math:`\|Av - \lambda v\|` that bounds its distance to an eigenvalue.
+* :func:`dense_matrix` — ``A`` itself, column by column (small ``n`` only).
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from advlip import spectral
+    >>> A = jnp.diag(jnp.array([1.0, 2.0, 5.0]))
+    >>> res = spectral.lanczos(lambda v: A @ v, jnp.ones(3), num_steps=3)
+    >>> round(float(res.largest), 12), round(float(res.smallest), 12)
+    (5.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from advlip import tolerance
+
+__all__ = [
+    "CGInfo",
+    "cg",
+    "LanczosResult",
+    "lanczos",
+    "PowerResult",
+    "power_iteration",
+    "dense_matrix",
+]
+
+Matvec = Callable[[jax.Array], jax.Array]
+
+
+class CGInfo(NamedTuple):
+    """Diagnostics of :func:`cg`: iterations used, final residual ``‖b - A x‖`` (recursive),
+    and the smallest curvature :math:`p^\\top A p / p^\\top p` met (``inf`` if none)."""
+
+    iterations: jax.Array
+    residual: jax.Array
+    min_curvature: jax.Array
+
+
+def cg(matvec: Matvec, b: jax.Array, *, maxiter: int, rtol: float | None = None):
+    r"""Conjugate gradients for :math:`A x = b`, ``A`` symmetric positive definite.
+
+    Stops after ``maxiter`` iterations, when :math:`\|r\| \le` ``rtol``:math:`\|b\|`, or
+    when a direction of non-positive curvature appears (then ``min_curvature ≤ 0``
+    and ``x`` is the last iterate, which is not a solution). The default ``rtol`` is
+    :math:`\gamma_{2n+4}` (:mod:`advlip.tolerance`): the residual of the exact solution
+    computed in float64 is about that large, so iterating further gains nothing.
+
+    Returns ``(x, CGInfo)``.
+    """
+    n = b.shape[0]
+    if rtol is None:
+        # k = 2n + 4: a matvec row (n products, n sums) and the update.
+        rtol = tolerance.gamma(2 * n + 4)
+    bnorm = jnp.linalg.norm(b)
+    thresh = rtol * bnorm
+    x0 = jnp.zeros_like(b)
+    init = (
+        x0,
+        b,
+        b,
+        b @ b,
+        jnp.asarray(0),
+        jnp.asarray(jnp.inf, dtype=b.dtype),
+        jnp.asarray(False),
+    )
+
+    def cond(state):
+        _, _, _, rs, i, _, broke = state
+        return (i < maxiter) & (jnp.sqrt(rs) > thresh) & ~broke
+
+    def body(state):
+        x, r, p, rs, i, curv, _ = state
+        Ap = matvec(p)
+        pAp = p @ Ap
+        pp = p @ p
+        curv = jnp.minimum(curv, pAp / pp)
+        broke = pAp <= 0
+        alpha = jnp.where(broke, 0.0, rs / jnp.where(broke, 1.0, pAp))
+        x = x + alpha * p
+        r = r - alpha * Ap
+        rs_new = r @ r
+        beta = rs_new / jnp.where(rs > 0, rs, 1.0)
+        p = r + beta * p
+        return x, r, p, rs_new, i + 1, curv, broke
+
+    x, _, _, rs, it, curv, _ = lax.while_loop(cond, body, init)
+    return x, CGInfo(iterations=it, residual=jnp.sqrt(rs), min_curvature=curv)
+
+
+class LanczosResult(NamedTuple):
+    """Ritz values of ``k`` Lanczos steps and their error bounds.
+
+    Attributes:
+      ritz_values: eigenvalues of the tridiagonal ``T`` (ascending), shape (k,);
+        after an early breakdown the unused slots repeat ``alphas[0]``, a Rayleigh
+        quotient that lies inside the spectrum, so the extremes are unaffected.
+      residual_bounds: :math:`|\\beta s_{\\text{last}, j}|` for each Ritz value: some
+        eigenvalue of ``A`` lies within that distance.
+      ritz_vectors: the Ritz vectors in the original space, shape (k, n), row j for
+        ``ritz_values[j]``.
+      steps: Lanczos steps actually taken (< k after an invariant subspace was found).
+    """
+
+    ritz_values: jax.Array
+    residual_bounds: jax.Array
+    ritz_vectors: jax.Array
+    alphas: jax.Array
+    betas: jax.Array
+    steps: jax.Array
+
+    @property
+    def largest(self) -> jax.Array:
+        return self.ritz_values[-1]
+
+    @property
+    def smallest(self) -> jax.Array:
+        return self.ritz_values[0]
+
+    @property
+    def largest_bound(self) -> jax.Array:
+        return self.residual_bounds[-1]
+
+    @property
+    def smallest_bound(self) -> jax.Array:
+        return self.residual_bounds[0]
+
+    @property
+    def spectral_norm(self) -> jax.Array:
+        r"""The local constant :math:`\lambda_{\max}(|A|)`, the largest :math:`|\lambda|`."""
+        return jnp.maximum(jnp.abs(self.smallest), jnp.abs(self.largest))
+
+
+def lanczos(
+    matvec: Matvec, v0: jax.Array, *, num_steps: int, max_steps: Any = None
+) -> LanczosResult:
+    r"""``num_steps`` Lanczos steps on a symmetric ``matvec`` from ``v0``, fully reorthogonalised.
+
+    The Krylov space stops growing when the new residual :math:`\beta_j` falls to the
+    float64 noise of the reorthogonalised vector, :math:`\gamma_{4n}\,\|A\|_{\rm est}`
+    (k = 4n: two Gram–Schmidt passes of n-term dot products), with
+    :math:`\|A\|_{\rm est} = \max_j(|\alpha_j|, \beta_j)`; the remaining steps are
+    no-ops. With ``num_steps ≥`` the dimension of the smallest invariant subspace
+    containing ``v0`` the extreme Ritz values are eigenvalues of ``A`` to rounding.
+    ``max_steps`` (may be traced, ≤ ``num_steps``) stops it earlier: when the caller
+    knows the dimension of the invariant subspace (a tangent space, say), the steps
+    past it would only add rounding noise, and a spurious Ritz value near 0.
+    """
+    n = v0.shape[0]
+    k = int(num_steps)
+    if k < 1:
+        raise ValueError(f"num_steps={num_steps!r} is not allowed; allowed: an integer >= 1")
+    dtype = v0.dtype
+    q0 = v0 / jnp.linalg.norm(v0)
+    thresh_k = tolerance.gamma(4 * n + 8)
+    limit = k if max_steps is None else jnp.minimum(max_steps, k)
+
+    def step(carry, j):
+        Q, q, alive, scale, alpha0 = carry
+        Q = Q.at[j].set(jnp.where(alive, q, 0.0))
+        w = matvec(q)
+        a = q @ w
+        w = w - a * q
+        w = w - Q.T @ (Q @ w)
+        w = w - Q.T @ (Q @ w)
+        b = jnp.linalg.norm(w)
+        scale = jnp.maximum(scale, jnp.maximum(jnp.abs(a), b))
+        alpha0 = jnp.where(j == 0, a, alpha0)
+        next_alive = alive & (b > thresh_k * scale) & (j + 1 < limit)
+        q_next = jnp.where(next_alive, w / jnp.where(b > 0, b, 1.0), 0.0)
+        a_out = jnp.where(alive, a, alpha0)
+        b_out = jnp.where(alive, b, 0.0)
+        return (Q, q_next, next_alive, scale, alpha0), (a_out, b_out, alive)
+
+    Q0 = jnp.zeros((k, n), dtype=dtype)
+    init = (Q0, q0, jnp.asarray(True), jnp.asarray(0.0, dtype=dtype), jnp.asarray(0.0, dtype=dtype))
+    (Q, _, _, _, _), (alphas, betas, alive) = lax.scan(step, init, jnp.arange(k))
+    steps = jnp.sum(alive)
+    # T: diagonal alphas, off-diagonal betas of every step but the last; a dead step's
+    # beta is 0 and its alpha the Rayleigh quotient alphas[0], which decouples it.
+    off = jnp.where(alive[1:], betas[:-1], 0.0)
+    T = jnp.diag(alphas) + jnp.diag(off, 1) + jnp.diag(off, -1)
+    vals, S = jnp.linalg.eigh(T)
+    last = jnp.maximum(steps - 1, 0)
+    b_last = betas[last]
+    bounds = jnp.abs(b_last * S[last, :])
+    # Ritz values living on dead slots repeat alphas[0]; by Cauchy interlacing they lie
+    # between the extreme Ritz values of the live block, so they never are the extremes.
+    vecs = S.T @ Q
+    return LanczosResult(
+        ritz_values=vals,
+        residual_bounds=bounds,
+        ritz_vectors=vecs,
+        alphas=alphas,
+        betas=betas,
+        steps=steps,
+    )
+
+
+class PowerResult(NamedTuple):
+    """The dominant eigenpair estimate and its residual ``‖A v - λ v‖`` (an eigenvalue of
+    ``A`` lies within that distance of ``eigenvalue``)."""
+
+    eigenvalue: jax.Array
+    vector: jax.Array
+    residual: jax.Array
+    steps: int
+
+
+def power_iteration(matvec: Matvec, v0: jax.Array, *, num_steps: int) -> PowerResult:
+    r"""``num_steps`` power iterations: the eigenvalue of largest :math:`|\lambda|` (with its sign).
+
+    Convergence is linear with rate :math:`|\lambda_2/\lambda_1|`; the returned
+    ``residual`` says how far it got. Prefer :func:`lanczos` when the gap is small.
+    """
+    k = int(num_steps)
+    if k < 1:
+        raise ValueError(f"num_steps={num_steps!r} is not allowed; allowed: an integer >= 1")
+    v = v0 / jnp.linalg.norm(v0)
+
+    def body(_, v):
+        w = matvec(v)
+        nw = jnp.linalg.norm(w)
+        return jnp.where(nw > 0, w / jnp.where(nw > 0, nw, 1.0), v)
+
+    v = lax.fori_loop(0, k, body, v)
+    w = matvec(v)
+    lam = v @ w
+    return PowerResult(eigenvalue=lam, vector=v, residual=jnp.linalg.norm(w - lam * v), steps=k)
+
+
+def dense_matrix(matvec: Matvec, n: int, dtype=None) -> jax.Array:
+    """The matrix of a linear ``matvec`` on R^n, built from its columns (vmapped)."""
+    eye = jnp.eye(n, dtype=dtype or jnp.result_type(float))
+    return jax.vmap(matvec)(eye).T
