@@ -81,7 +81,7 @@ def _grad(w, X, y, b, eps, q, lo: MarginLoss):
     mt = y1 * (X2 @ w + b) - eps * norms.lp_norm(w, q)
     g1 = lo.d1(mt)
     u = norms.dual_direction(w, q=q)
-    gw = jnp.mean(g1[:, None] * y1[:, None] * X2, axis=0) - eps * jnp.mean(g1) * u
+    gw = ((g1 * y1) @ X2) / X2.shape[0] - eps * jnp.mean(g1) * u  # a matrix-vector product
     gb = jnp.mean(g1 * y1)
     return gw, gb
 

@@ -78,8 +78,10 @@ def run(quick: bool) -> list[dict]:
         hv = None
     if hv is not None:
         e_p = fit_exponent(*hv)
-        rows.append(entry("scaling: total HVP vs P (exponent)", ratio=e_p, target=1.0, met=abs(e_p - 1.0) <= 0.25,
-                          sizes=hv[0], times_s=hv[1], notes="expected exponent ≤ 1 (fixed passes, each O(P))"))
+        rows.append(entry("scaling: total HVP vs P (exponent)", ratio=e_p, target=1.0, met=e_p <= 1.25,
+                          sizes=hv[0], times_s=hv[1],
+                          notes="expected ≤ 1: a fixed number of passes, each O(P); below 1 while "
+                          "per-call overhead still dominates at these sizes"))
     for r in rows:
         print(f"{r['name']}: {r['ratio']}", file=sys.stderr)
     return rows

@@ -15,7 +15,7 @@ against finite differences with re-solved attacks.
    gradient with the attack re-solved at every θ ± h e_j (4P attacks, warm-started,
    advlip.adversarial.fd_hessian). On the linear model both are compared with the closed
    form of SPEC §2 (advlip.linear.adversarial_hessian); on the reference MLP with FD's own
-   Richardson estimate. Target: FD/implicit time ≥ 10 at equal or better accuracy.
+   Richardson estimate. Target (issue #6): FD/implicit time ≥ 20 at equal or better accuracy.
 
 Every case is checked for correctness before it is timed; timings are medians after a
 warm-up (compilation) with ``block_until_ready``; nothing asserts a time.
@@ -224,8 +224,8 @@ def _dense_case(name, pt, exact, quick):
     return entry(
         f"dense total Hessian: FD (re-solved) / implicit time, {name}",
         ratio=ratio,
-        target=10.0,
-        met=bool(ratio >= 10.0 and better),
+        target=20.0,
+        met=bool(ratio >= 20.0 and better),
         notes=f"P = {pt.dim}, n = {pt.X.shape[0]}, {4 * pt.dim} attacks; error {errors}",
         implicit_s=t_impl,
         fd_s=t_fd,

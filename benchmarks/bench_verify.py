@@ -19,9 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["ADVLIP_CACHE_DIR"] = "off"
 
-from advlip.cli import _fast_compile  # noqa: E402
-
-_fast_compile()  # the same XLA setting `advlip verify` uses, before JAX starts its backend
+# the same XLA setting `advlip verify` uses (advlip.cli._fast_compile), set before JAX starts;
+# advlip itself is imported inside run(), so its import time is measured
+if os.environ.get("ADVLIP_FAST_COMPILE", "1") != "0" and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 from common import entry, markdown, write  # noqa: E402
 
