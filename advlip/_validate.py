@@ -41,7 +41,9 @@ def check_p(p: Any, name: str = "p") -> float:
     try:
         p = float(p)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={p!r} is not a number; allowed: a real number in [1, inf]") from None
+        raise ValueError(
+            f"{name}={p!r} is not a number; allowed: a real number in [1, inf]"
+        ) from None
     if math.isnan(p) or p < 1:
         raise ValueError(
             f"{name}={p!r} is not a valid norm exponent; allowed: 1 <= {name} <= inf "
@@ -123,9 +125,13 @@ def check_data(w: Any, X: Any, y: Any) -> tuple[int, int]:
     if len(xs) == 1:
         n = 1
         if xs[0] != d:
-            raise ValueError(f"Shape mismatch: w has shape ({d},) but X has shape {xs}; expected ({d},)")
+            raise ValueError(
+                f"Shape mismatch: w has shape ({d},) but X has shape {xs}; expected ({d},)"
+            )
         if ys not in ((), (1,)):
-            raise ValueError(f"Shape mismatch: X is one example of shape {xs} but y has shape {ys}; expected ()")
+            raise ValueError(
+                f"Shape mismatch: X is one example of shape {xs} but y has shape {ys}; expected ()"
+            )
     elif len(xs) == 2:
         n = xs[0]
         if xs[1] != d:
@@ -133,7 +139,9 @@ def check_data(w: Any, X: Any, y: Any) -> tuple[int, int]:
                 f"Shape mismatch: w has shape ({d},) but X has shape {xs}; expected (n, {d})"
             )
         if ys != (n,):
-            raise ValueError(f"Shape mismatch: X has shape {xs} but y has shape {ys}; expected ({n},)")
+            raise ValueError(
+                f"Shape mismatch: X has shape {xs} but y has shape {ys}; expected ({n},)"
+            )
         if n == 0:
             raise ValueError("X must hold at least one example (n >= 1)")
     else:

@@ -106,7 +106,8 @@ def _verify(args: argparse.Namespace) -> int:
     print()
     print(
         f"{counts['holds']} hold, {counts['fails']} fail, {counts['undetermined']} undetermined "
-        f"in {total:.1f} s. Replay: advlip verify --seed {args.seed}" + (" --quick" if args.quick else "")
+        f"in {total:.1f} s. Replay: advlip verify --seed {args.seed}"
+        + (" --quick" if args.quick else "")
     )
     if args.json:
         report.write_json(
@@ -277,9 +278,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--loss", default="softplus", help="softplus, exponential or squared_hinge")
     f.add_argument("--bias", action="store_true", help="the bias is a parameter too")
-    f.add_argument("--min-norm", type=float, metavar="R", help="region ‖θ‖ ≥ R (the default, R = 1)")
+    f.add_argument(
+        "--min-norm", type=float, metavar="R", help="region ‖θ‖ ≥ R (the default, R = 1)"
+    )
     f.add_argument("--ball", type=float, metavar="R", help="region ‖θ‖ ≤ R")
-    f.add_argument("--box", type=float, nargs=2, metavar=("LOW", "HIGH"), help="region LOW ≤ θ_i ≤ HIGH")
+    f.add_argument(
+        "--box", type=float, nargs=2, metavar=("LOW", "HIGH"), help="region LOW ≤ θ_i ≤ HIGH"
+    )
     f.add_argument("--budget", type=int, default=4000, help="gradient evaluations (default 4000)")
     f.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
     f.add_argument("--json", metavar="PATH", help="also write the verdict as JSON to PATH")

@@ -18,7 +18,9 @@ from advlip._validate import check_positive_int
 __all__ = ["synthetic", "breast_cancer", "digits", "load", "BUILTIN"]
 
 
-def synthetic(seed: int, *, n: int = 24, d: int = 4, flip: float = 0.1) -> tuple[jax.Array, jax.Array]:
+def synthetic(
+    seed: int, *, n: int = 24, d: int = 4, flip: float = 0.1
+) -> tuple[jax.Array, jax.Array]:
     """Gaussian inputs ``x ~ N(0, I/d)`` (so ‖x‖ ≈ 1) labelled by a random hyperplane,
     with a fraction ``flip`` of labels flipped (so the data are not separable and
     every margin loss keeps curvature). Both labels are always present. NumPy's

@@ -77,7 +77,9 @@ class Quadrature:
         center = jnp.atleast_1d(jnp.asarray(center, dtype=jnp.float64))
         d = center.shape[0]
         if d not in (1, 2):
-            raise ValueError(f"quadrature is for d <= 2 parameters, got d={d}; use SGLD (entropy_sgd)")
+            raise ValueError(
+                f"quadrature is for d <= 2 parameters, got d={d}; use SGLD (entropy_sgd)"
+            )
         axis = jnp.linspace(-half_width, half_width, n)
         h = float(axis[1] - axis[0])
         tw = jnp.ones(n).at[0].set(0.5).at[-1].set(0.5)  # trapezoid weights (× h)
@@ -150,4 +152,3 @@ def _moments(nodes, log_w, gamma, theta):
 def gibbs_width(gamma: float) -> float:
     """Half-width that holds the Gaussian factor of the Gibbs measure to e^-32: 8/√γ."""
     return 8.0 / math.sqrt(gamma)
-

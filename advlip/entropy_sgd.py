@@ -47,9 +47,15 @@ class LocalEntropyState(NamedTuple):
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, int | float) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    ok = (
+        isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
     if not ok:
-        raise ValueError(f"{name}={value!r} is not allowed; allowed: a finite real {'>=' if allow_zero else '>'} 0")
+        raise ValueError(
+            f"{name}={value!r} is not allowed; allowed: a finite real {'>=' if allow_zero else '>'} 0"
+        )
 
 
 def local_entropy_gradient(
@@ -87,7 +93,9 @@ def local_entropy_gradient(
     if not (isinstance(burn, int) and 0 <= burn < steps):
         raise ValueError(f"burn_in={burn_in!r} is not allowed; allowed: an integer in [0, steps)")
     if averaging is not None and not (0 < averaging <= 1):
-        raise ValueError(f"averaging={averaging!r} is not allowed; allowed: None or 0 < averaging <= 1")
+        raise ValueError(
+            f"averaging={averaging!r} is not allowed; allowed: None or 0 < averaging <= 1"
+        )
     if isinstance(chains, bool) or not isinstance(chains, int) or chains < 1:
         raise ValueError(f"chains={chains!r} is not allowed; allowed: an integer >= 1")
     gamma_fn = gamma if callable(gamma) else (lambda count: gamma)
@@ -98,7 +106,9 @@ def local_entropy_gradient(
     def update(updates, state, params=None, *, batch=(), **extra_args):
         del updates, extra_args
         if params is None:
-            raise ValueError("local_entropy_gradient needs params: call update(updates, state, params)")
+            raise ValueError(
+                "local_entropy_gradient needs params: call update(updates, state, params)"
+            )
         g = gamma_fn(state.count)
         key, sub = jax.random.split(state.key)
         flat, unravel = jax.flatten_util.ravel_pytree(params)

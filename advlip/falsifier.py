@@ -374,7 +374,9 @@ def falsify_smoothness(
     beta = _real("beta", beta, minimum=0.0, strict=True)
     alpha = _real("alpha", alpha, minimum=0.0, strict=False)
     if not isinstance(region, Region):
-        raise ValueError(f"region must be an advlip.regions region (Ball, NormAtLeast, Box), got {region!r}")
+        raise ValueError(
+            f"region must be an advlip.regions region (Ball, NormAtLeast, Box), got {region!r}"
+        )
     budget = check_positive_int("budget", budget, minimum=100)
     unknown = [n for n in strategies if n not in STRATEGIES]
     if unknown or not strategies:
@@ -515,7 +517,9 @@ def falsify(
         else:
             margin = float(out)
             if math.isnan(margin):
-                raise ValueError(f"claim returned NaN for {example!r}; return a bool or a finite margin")
+                raise ValueError(
+                    f"claim returned NaN for {example!r}; return a bool or a finite margin"
+                )
             target(margin, label="margin")
             violated = margin > 0
         state["best"] = max(state["best"], margin)

@@ -314,7 +314,9 @@ class LinearProblem:
         X = jnp.atleast_2d(jnp.asarray(self.X))
         y = jnp.atleast_1d(jnp.asarray(self.y))
         if X.ndim == 2 and X.shape[1] == 0:
-            raise ValueError(f"X must have at least one feature (d >= 1), got shape {np.shape(self.X)}")
+            raise ValueError(
+                f"X must have at least one feature (d >= 1), got shape {np.shape(self.X)}"
+            )
         check_data(jnp.zeros(X.shape[1]), X, y)
         check_finite("b", self.b)
         object.__setattr__(self, "X", X)

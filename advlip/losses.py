@@ -102,9 +102,7 @@ SQUARED_HINGE = MarginLoss(
     sympy=lambda m: sp.Max(0, 1 - m) ** 2,
 )
 
-LOSSES: dict[str, MarginLoss] = {
-    loss.name: loss for loss in (SOFTPLUS, EXPONENTIAL, SQUARED_HINGE)
-}
+LOSSES: dict[str, MarginLoss] = {loss.name: loss for loss in (SOFTPLUS, EXPONENTIAL, SQUARED_HINGE)}
 
 
 def get_loss(loss: str | MarginLoss) -> MarginLoss:

@@ -72,8 +72,12 @@ class Ball(Region):
         if flat.size == 0:
             raise ValueError("Ball: center must have at least one entry")
         check_finite("center", flat)
-        if not (isinstance(self.radius, int | float) and math.isfinite(self.radius) and self.radius > 0):
-            raise ValueError(f"Ball: radius={self.radius!r} is not allowed; allowed: a finite real > 0")
+        if not (
+            isinstance(self.radius, int | float) and math.isfinite(self.radius) and self.radius > 0
+        ):
+            raise ValueError(
+                f"Ball: radius={self.radius!r} is not allowed; allowed: a finite real > 0"
+            )
         object.__setattr__(self, "_flat", flat)
         object.__setattr__(self, "unravel", unravel)
         object.__setattr__(self, "dim", flat.size)
@@ -113,7 +117,9 @@ class NormAtLeast(Region):
 
     def __post_init__(self):
         if not (isinstance(self.r, int | float) and math.isfinite(self.r) and self.r > 0):
-            raise ValueError(f"NormAtLeast: r={self.r!r} is not allowed; allowed: a finite real > 0")
+            raise ValueError(
+                f"NormAtLeast: r={self.r!r} is not allowed; allowed: a finite real > 0"
+            )
         check_positive_int("dim", self.dim)
         hi = self.max_norm if self.max_norm is not None else 10.0 * max(self.r, 1.0)
         if not hi > self.r:

@@ -28,9 +28,7 @@ def _clip(text: str, width: int) -> str:
 def table(results: Sequence[CheckResult], *, width: int = 150) -> str:
     """A fixed-width table: id, kind, verdict, headline figure, seconds."""
     headers = ("id", "kind", "verdict", "figure", "time")
-    rows = [
-        (r.id, r.kind, _MARK[r.verdict], r.figure, f"{r.elapsed_s:.1f}s") for r in results
-    ]
+    rows = [(r.id, r.kind, _MARK[r.verdict], r.figure, f"{r.elapsed_s:.1f}s") for r in results]
     fixed = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     fig_w = max(20, width - sum(fixed[i] for i in (0, 1, 2, 4)) - 8)
     fixed[3] = min(fixed[3], fig_w)
@@ -46,7 +44,7 @@ def table(results: Sequence[CheckResult], *, width: int = 150) -> str:
         if r.reason:
             out.append(textwrap.indent(textwrap.fill(r.reason, width - 4), "    "))
         if r.worst:
-            out.append(f"    witness/worst: {json.dumps(r.worst)[:width * 3]}")
+            out.append(f"    witness/worst: {json.dumps(r.worst)[: width * 3]}")
         out.append(f"    replay: {r.replay}")
     return "\n".join(out)
 
@@ -78,7 +76,6 @@ def to_json(
 
     bounds = {}
     if registry:
-        from advlip import symbolic
 
         bounds = {r.id: str(r.bound()) for r in registry if r.bound is not None}
     return {

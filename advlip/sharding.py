@@ -46,7 +46,9 @@ def shard_rows(*arrays: jax.Array) -> tuple[tuple[jax.Array, ...], int]:
     """
     n = int(np.shape(arrays[0])[0])
     if any(int(np.shape(a)[0]) != n for a in arrays):
-        raise ValueError(f"shard_rows: arrays disagree on the batch size: {[np.shape(a) for a in arrays]}")
+        raise ValueError(
+            f"shard_rows: arrays disagree on the batch size: {[np.shape(a) for a in arrays]}"
+        )
     k = device_count()
     if k == 1:
         return tuple(jnp.asarray(a) for a in arrays), n

@@ -232,7 +232,9 @@ def witness_differences(
     ``grad_fn(*args, θ)``. Returns ``(Δg, ‖Δθ‖)`` of shapes (k, P) and (k,) for the k
     values in ``ts``; the ratios are ``‖Δg‖ / ‖Δθ‖``.
     """
-    dg, dt = _witness(grad_fn, args, jnp.asarray(center), jnp.asarray(dir1), jnp.asarray(dir2), jnp.asarray(ts))
+    dg, dt = _witness(
+        grad_fn, args, jnp.asarray(center), jnp.asarray(dir1), jnp.asarray(dir2), jnp.asarray(ts)
+    )
     return np.asarray(dg), np.asarray(dt)
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from common import entry, markdown, timeit, write  # noqa: E402
 
@@ -44,7 +43,9 @@ def _problem(quick: bool):
     return params, X, y
 
 
-def _torch_power(params, X, y, delta, kkt, *, steps: int, v0: np.ndarray, cg_maxiter: int, threads: int):
+def _torch_power(
+    params, X, y, delta, kkt, *, steps: int, v0: np.ndarray, cg_maxiter: int, threads: int
+):
     import torch
 
     torch.set_num_threads(threads)
@@ -120,8 +121,15 @@ def run(quick: bool) -> list[dict]:
     try:
         import torch  # noqa: F401
     except ImportError:
-        return [entry("total-HVP power iteration: advlip vs eager PyTorch", ratio=None, target=TARGET, met=None,
-                      notes="not run: PyTorch missing (pip install -e '.[bench]')")]
+        return [
+            entry(
+                "total-HVP power iteration: advlip vs eager PyTorch",
+                ratio=None,
+                target=TARGET,
+                met=None,
+                notes="not run: PyTorch missing (pip install -e '.[bench]')",
+            )
+        ]
     params, X, y = _problem(quick)
     loss = models.MLPLoss("tanh")
     eps = 0.05
@@ -129,19 +137,44 @@ def run(quick: bool) -> list[dict]:
     pt.require_determined()
     steps = 10 if quick else 30
     key = jax.random.PRNGKey(0)
-    v0 = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist()).standard_normal(pt.dim)
+    v0 = np.random.default_rng(
+        np.asarray(jax.random.key_data(key)).ravel().tolist()
+    ).standard_normal(pt.dim)
 
-    lam_jax = float(pt.top_eigenvalue(hessian="total", method="power", num_steps=steps, key=key).value)
-    t_jax = timeit(lambda: pt.top_eigenvalue(hessian="total", method="power", num_steps=steps, key=key).value,
-                   repeat=3)
+    lam_jax = float(
+        pt.top_eigenvalue(hessian="total", method="power", num_steps=steps, key=key).value
+    )
+    t_jax = timeit(
+        lambda: pt.top_eigenvalue(hessian="total", method="power", num_steps=steps, key=key).value,
+        repeat=3,
+    )
     threads = 2
     start = time.perf_counter()
-    lam_torch = _torch_power(params, X, y, pt.delta, pt.kkt, steps=steps, v0=v0, cg_maxiter=pt.cg_maxiter,
-                             threads=threads)
+    lam_torch = _torch_power(
+        params,
+        X,
+        y,
+        pt.delta,
+        pt.kkt,
+        steps=steps,
+        v0=v0,
+        cg_maxiter=pt.cg_maxiter,
+        threads=threads,
+    )
     t_torch = time.perf_counter() - start
     # a second timed run, as for advlip (eager PyTorch has no compilation to warm up)
     start = time.perf_counter()
-    _torch_power(params, X, y, pt.delta, pt.kkt, steps=steps, v0=v0, cg_maxiter=pt.cg_maxiter, threads=threads)
+    _torch_power(
+        params,
+        X,
+        y,
+        pt.delta,
+        pt.kkt,
+        steps=steps,
+        v0=v0,
+        cg_maxiter=pt.cg_maxiter,
+        threads=threads,
+    )
     t_torch = min(t_torch, time.perf_counter() - start)
     # reference: the dense total Hessian's eigenvalue of largest magnitude
     H = np.asarray(pt.blocks().total)
@@ -149,8 +182,11 @@ def run(quick: bool) -> list[dict]:
     lam_ref = float(ev[np.argmax(np.abs(ev))])
     rel = abs(lam_jax - lam_torch) / abs(lam_ref)
     ratio = t_torch / t_jax
-    print(f"advlip {t_jax:.3f} s, torch {t_torch:.3f} s, λ advlip {lam_jax:.8g}, torch {lam_torch:.8g}, "
-          f"dense {lam_ref:.8g}", file=sys.stderr)
+    print(
+        f"advlip {t_jax:.3f} s, torch {t_torch:.3f} s, λ advlip {lam_jax:.8g}, torch {lam_torch:.8g}, "
+        f"dense {lam_ref:.8g}",
+        file=sys.stderr,
+    )
     return [
         entry(
             "total-HVP power iteration: advlip vs eager PyTorch (time ratio)",

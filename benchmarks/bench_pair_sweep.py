@@ -14,7 +14,6 @@ time any implementation can take, and ``roofline / time`` the fraction reached.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -86,12 +85,18 @@ def run(quick: bool) -> list[dict]:
         X, y = data.synthetic(0, n=8, d=d)
         prob = LinearProblem(X=X, y=y, eps=EPS, p=2.0)
         t1, t2 = smoothness.sample_pairs(rng, n_pairs, d, norm_range=(0.5, 2.0))
-        f = jax.jit(lambda a, b: smoothness.pair_ratios(LinearProblem.grad, a, b, args=(prob,), shard=False)[0])
+        f = jax.jit(
+            lambda a, b: smoothness.pair_ratios(
+                LinearProblem.grad, a, b, args=(prob,), shard=False
+            )[0]
+        )
         r_jax = np.asarray(f(t1, t2))
         Xn, yn, W1, W2 = (np.asarray(v) for v in (X, y, t1, t2))
         r_np = numpy_ratios(W1, W2, Xn, yn, EPS)
         # correctness first: both are float64 evaluations of one formula; per-pair error bound
-        err = 2 * np.asarray(jax.vmap(prob.grad_error_bound)(t1) + jax.vmap(prob.grad_error_bound)(t2))
+        err = 2 * np.asarray(
+            jax.vmap(prob.grad_error_bound)(t1) + jax.vmap(prob.grad_error_bound)(t2)
+        )
         err = 2 * err / np.linalg.norm(W1 - W2, axis=1) + tolerance.gamma(8) * r_np
         assert np.all(np.abs(r_jax - r_np) <= err), "advlip and NumPy disagree"
         t_jax = timeit(lambda: f(t1, t2))
@@ -115,8 +120,11 @@ def run(quick: bool) -> list[dict]:
             row["sympy_numpy_s"] = t_sym
             row["speedup_vs_sympy"] = t_sym / t_jax
         rows.append(row)
-        print(f"d={d:5d}: advlip {t_jax * 1e3:8.3f} ms  numpy {t_np * 1e3:8.3f} ms  "
-              f"roofline {t_roof * 1e3:7.3f} ms ({t_roof / t_jax:.0%})", file=sys.stderr)
+        print(
+            f"d={d:5d}: advlip {t_jax * 1e3:8.3f} ms  numpy {t_np * 1e3:8.3f} ms  "
+            f"roofline {t_roof * 1e3:7.3f} ms ({t_roof / t_jax:.0%})",
+            file=sys.stderr,
+        )
     big = [r for r in rows if r["d"] >= 1024]
     worst = min(r["roofline_fraction"] for r in big)
     out = [

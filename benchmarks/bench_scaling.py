@@ -34,7 +34,9 @@ def _sweep_time(n: int, d: int, pairs: int) -> float:
     t1, t2 = smoothness.sample_pairs(np.random.default_rng(0), pairs, d, norm_range=(0.5, 2.0))
     r = smoothness.pair_ratios(LinearProblem.grad, t1, t2, args=(prob,), shard=False)[0]
     assert bool(jnp.all(jnp.isfinite(r)))
-    return timeit(lambda: smoothness.pair_ratios(LinearProblem.grad, t1, t2, args=(prob,), shard=False))
+    return timeit(
+        lambda: smoothness.pair_ratios(LinearProblem.grad, t1, t2, args=(prob,), shard=False)
+    )
 
 
 def _hvp_times(quick: bool):
@@ -51,7 +53,9 @@ def _hvp_times(quick: bool):
         params = models.init_mlp(jax.random.PRNGKey(0), (8, w, 1))
         flat, _ = jax.flatten_util.ravel_pytree(params)
         v = jax.tree.map(jnp.ones_like, params)
-        f = jax.jit(lambda p, v: adversarial.total_hvp(models.mlp_margin_loss, p, X, y, v, eps=0.1, p=2.0))
+        f = jax.jit(
+            lambda p, v: adversarial.total_hvp(models.mlp_margin_loss, p, X, y, v, eps=0.1, p=2.0)
+        )
         ps.append(flat.size)
         ts.append(timeit(lambda: f(params, v), repeat=3))
     return ps, ts
@@ -65,23 +69,52 @@ def run(quick: bool) -> list[dict]:
     t_n = [_sweep_time(n, 16, pairs) for n in ns]
     e_d, e_n = fit_exponent(dims, t_d), fit_exponent(ns, t_n)
     rows = [
-        entry("scaling: pair sweep time vs d (exponent)", ratio=e_d, target=1.0, met=abs(e_d - 1.0) <= 0.25,
-              sizes=list(dims), times_s=t_d, notes="expected exponent 1 (O(n·d) per gradient)"),
-        entry("scaling: pair sweep time vs batch n (exponent)", ratio=e_n, target=1.0, met=abs(e_n - 1.0) <= 0.25,
-              sizes=list(ns), times_s=t_n, notes="expected exponent 1"),
+        entry(
+            "scaling: pair sweep time vs d (exponent)",
+            ratio=e_d,
+            target=1.0,
+            met=abs(e_d - 1.0) <= 0.25,
+            sizes=list(dims),
+            times_s=t_d,
+            notes="expected exponent 1 (O(n·d) per gradient)",
+        ),
+        entry(
+            "scaling: pair sweep time vs batch n (exponent)",
+            ratio=e_n,
+            target=1.0,
+            met=abs(e_n - 1.0) <= 0.25,
+            sizes=list(ns),
+            times_s=t_n,
+            notes="expected exponent 1",
+        ),
     ]
     try:
         hv = _hvp_times(quick)
     except Exception as err:  # the general-model API is young: report, do not hide
-        rows.append(entry("scaling: total HVP vs P (exponent)", ratio=None, target=1.0, met=None,
-                          notes=f"not measured: {type(err).__name__}: {err}"))
+        rows.append(
+            entry(
+                "scaling: total HVP vs P (exponent)",
+                ratio=None,
+                target=1.0,
+                met=None,
+                notes=f"not measured: {type(err).__name__}: {err}",
+            )
+        )
         hv = None
     if hv is not None:
         e_p = fit_exponent(*hv)
-        rows.append(entry("scaling: total HVP vs P (exponent)", ratio=e_p, target=1.0, met=e_p <= 1.25,
-                          sizes=hv[0], times_s=hv[1],
-                          notes="expected ≤ 1: a fixed number of passes, each O(P); below 1 while "
-                          "per-call overhead still dominates at these sizes"))
+        rows.append(
+            entry(
+                "scaling: total HVP vs P (exponent)",
+                ratio=e_p,
+                target=1.0,
+                met=e_p <= 1.25,
+                sizes=hv[0],
+                times_s=hv[1],
+                notes="expected ≤ 1: a fixed number of passes, each O(P); below 1 while "
+                "per-call overhead still dominates at these sizes",
+            )
+        )
     for r in rows:
         print(f"{r['name']}: {r['ratio']}", file=sys.stderr)
     return rows

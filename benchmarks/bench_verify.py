@@ -21,8 +21,12 @@ os.environ["ADVLIP_CACHE_DIR"] = "off"
 
 # the same XLA setting `advlip verify` uses (advlip.cli._fast_compile), set before JAX starts;
 # advlip itself is imported inside run(), so its import time is measured
-if os.environ.get("ADVLIP_FAST_COMPILE", "1") != "0" and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+if os.environ.get(
+    "ADVLIP_FAST_COMPILE", "1"
+) != "0" and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 from common import entry, markdown, write  # noqa: E402
 
@@ -51,7 +55,15 @@ def run(quick: bool = True) -> list[dict]:
         r = res.check(theorems.CheckConfig(seed=0, quick=True))
         wall = time.perf_counter() - t0
         comp = compile_s["total"] - before
-        per_check.append({"id": res.id, "wall_s": wall, "compile_s": comp, "run_s": wall - comp, "verdict": r.verdict})
+        per_check.append(
+            {
+                "id": res.id,
+                "wall_s": wall,
+                "compile_s": comp,
+                "run_s": wall - comp,
+                "verdict": r.verdict,
+            }
+        )
         verdicts.append(r.verdict)
         print(f"{res.id:<18} {wall:6.2f} s (compile {comp:5.2f} s) {r.verdict}", file=sys.stderr)
     total = time.perf_counter() - start

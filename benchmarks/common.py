@@ -20,10 +20,14 @@ import numpy as np
 
 
 def block(x: Any) -> Any:
-    return jax.tree.map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x)
+    return jax.tree.map(
+        lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x
+    )
 
 
-def timeit(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1, min_time: float = 0.05) -> float:
+def timeit(
+    fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1, min_time: float = 0.05
+) -> float:
     """Median seconds of one call (after ``warmup`` calls; each sample loops to ``min_time``)."""
     for _ in range(warmup):
         block(fn())
@@ -50,7 +54,9 @@ def device() -> str:
     return f"{d.platform}:{getattr(d, 'device_kind', '')} x{jax.device_count()} ({platform.machine()}, {platform.processor() or 'cpu'})"
 
 
-def entry(name: str, *, ratio: float | None, target: float | None, met: bool | None, **extra: Any) -> dict:
+def entry(
+    name: str, *, ratio: float | None, target: float | None, met: bool | None, **extra: Any
+) -> dict:
     return {"name": name, "ratio": ratio, "target": target, "met": met, "device": device(), **extra}
 
 

@@ -21,7 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import device, entry, markdown, write  # noqa: E402
 
-MODULES = ("bench_verify", "bench_pair_sweep", "bench_scaling", "bench_total_hessian", "bench_hvp_torch")
+MODULES = (
+    "bench_verify",
+    "bench_pair_sweep",
+    "bench_scaling",
+    "bench_total_hessian",
+    "bench_hvp_torch",
+)
 
 
 def main(argv=None) -> int:
@@ -42,7 +48,15 @@ def main(argv=None) -> int:
             rows.append(entry(name, ratio=None, target=None, met=None, notes=f"not run: {err}"))
         except Exception as err:  # report, never hide: a crashed benchmark is a finding
             traceback.print_exc()
-            rows.append(entry(name, ratio=None, target=None, met=False, notes=f"crashed: {type(err).__name__}: {err}"))
+            rows.append(
+                entry(
+                    name,
+                    ratio=None,
+                    target=None,
+                    met=False,
+                    notes=f"crashed: {type(err).__name__}: {err}",
+                )
+            )
         print(f"   {time.perf_counter() - start:.1f} s", file=sys.stderr)
     table = markdown(rows)
     print(f"Device: {device()}\n\n{table}")

@@ -68,7 +68,19 @@ def test_console_entry_point_runs():
 def test_falsify_refutes_linf_claim_exit_1(tmp_path, capsys):
     path = tmp_path / "f.json"
     code = cli.main(
-        ["falsify", "--p", "inf", "--eps", "0.5", "--beta", "10", "--min-norm", "1", "--json", str(path)]
+        [
+            "falsify",
+            "--p",
+            "inf",
+            "--eps",
+            "0.5",
+            "--beta",
+            "10",
+            "--min-norm",
+            "1",
+            "--json",
+            str(path),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 1 and "REFUTED" in out and "found by" in out
@@ -88,7 +100,19 @@ def test_falsify_true_l2_claim_exit_0_on_user_files(tmp_path, capsys):
     beta = 0.25 * (float(np.linalg.norm(X, axis=1).max()) + 0.5) ** 2 + 0.5
     for f in ("d.npz", "d.csv"):
         code = cli.main(
-            ["falsify", "--p", "2", "--eps", "0.5", "--beta", str(beta), "--data", str(tmp_path / f), "--budget", "600"]
+            [
+                "falsify",
+                "--p",
+                "2",
+                "--eps",
+                "0.5",
+                "--beta",
+                str(beta),
+                "--data",
+                str(tmp_path / f),
+                "--budget",
+                "600",
+            ]
         )
         assert code == 0 and "not refuted" in capsys.readouterr().out
 
@@ -101,7 +125,10 @@ def test_falsify_true_l2_claim_exit_0_on_user_files(tmp_path, capsys):
         (["--p", "2", "--eps", "0.1", "--beta", "0"], "beta=0.0"),
         (["--p", "2", "--eps", "0.1", "--beta", "1", "--data", "mnist"], "not a known dataset"),
         (["--p", "2", "--eps", "0.1", "--beta", "1", "--loss", "hinge"], "loss='hinge'"),
-        (["--p", "2", "--eps", "0.1", "--beta", "1", "--ball", "1", "--box", "0", "1"], "one region"),
+        (
+            ["--p", "2", "--eps", "0.1", "--beta", "1", "--ball", "1", "--box", "0", "1"],
+            "one region",
+        ),
     ],
     ids=["p", "eps", "beta", "data", "loss", "two-regions"],
 )

@@ -24,18 +24,31 @@ def test_quadrature_of_a_quadratic_is_exact(gamma):
     # ∇F = γθ − γ²(A+γI)⁻¹θ and ∇²F = γI − γ²(A+γI)⁻¹ (closed form).
     A = jnp.array([[2.0, 0.5], [0.5, 1.0]])
     q = entropy.Quadrature.build(
-        lambda th: 0.5 * th @ A @ th, center=jnp.zeros(2), gamma=gamma, half_width=2 + entropy.gibbs_width(gamma), n=201
+        lambda th: 0.5 * th @ A @ th,
+        center=jnp.zeros(2),
+        gamma=gamma,
+        half_width=2 + entropy.gibbs_width(gamma),
+        n=201,
     )
     th = jnp.array([0.7, -1.2])
     P = np.linalg.inv(np.asarray(A) + gamma * np.eye(2))
-    np.testing.assert_allclose(np.asarray(q.grad(th)), gamma * np.asarray(th) - gamma**2 * P @ np.asarray(th), rtol=0, atol=1e-9)
-    np.testing.assert_allclose(np.asarray(q.hessian(th)), gamma * np.eye(2) - gamma**2 * P, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(q.grad(th)),
+        gamma * np.asarray(th) - gamma**2 * P @ np.asarray(th),
+        rtol=0,
+        atol=1e-9,
+    )
+    np.testing.assert_allclose(
+        np.asarray(q.hessian(th)), gamma * np.eye(2) - gamma**2 * P, rtol=0, atol=1e-9
+    )
     # for a smooth integrand the trapezoid rule is spectrally accurate: Richardson sees ~0
     assert float(q.grad_error(th)) < 1e-9
 
 
 def test_gradient_of_F_is_the_derivative_of_F():
-    q = entropy.Quadrature.build(LINF.loss_value, center=jnp.zeros(2), gamma=1.0, half_width=9.0, n=201)
+    q = entropy.Quadrature.build(
+        LINF.loss_value, center=jnp.zeros(2), gamma=1.0, half_width=9.0, n=201
+    )
     th = jnp.array([0.3, 0.4])
     h = 1e-4  # central differences: truncation h²·F'''/6 ~ 1e-9, rounding u·|F|/h ~ 1e-12
     fd = np.array([(float(q.F(th + h * e)) - float(q.F(th - h * e))) / (2 * h) for e in jnp.eye(2)])
@@ -54,15 +67,25 @@ def test_entropy_smooth_check_holds_and_matches_spec_figures():
 
 def test_falsifier_refutes_too_small_gamma_for_F_and_spares_the_true_one():
     gamma = 4.0
-    q = entropy.Quadrature.build(LINF.loss_value, center=jnp.zeros(2), gamma=gamma, half_width=2 + entropy.gibbs_width(gamma), n=201)
+    q = entropy.Quadrature.build(
+        LINF.loss_value,
+        center=jnp.zeros(2),
+        gamma=gamma,
+        half_width=2 + entropy.gibbs_width(gamma),
+        n=201,
+    )
     region = regions.Box([-1.0, -1.0], [1.0, 1.0])
     # quadrature error of one gradient: the Richardson estimate, maximised over a sample
     pts = jnp.asarray(region.sample(np.random.default_rng(0), 64))
     err = 3.0 * float(jnp.max(q.grad_error(pts)))
     grad = jax.jit(q.grad)
-    assert not falsify_smoothness(grad, beta=gamma, region=region, budget=800, seed=0, grad_error=err).refuted
+    assert not falsify_smoothness(
+        grad, beta=gamma, region=region, budget=800, seed=0, grad_error=err
+    ).refuted
     max_r = smoothing.entropy_ratios(LINF, gamma, seed=0, n_grid=201)["max_ratio"]
-    v = falsify_smoothness(grad, beta=0.5 * max_r, region=region, budget=1500, seed=0, grad_error=err)
+    v = falsify_smoothness(
+        grad, beta=0.5 * max_r, region=region, budget=1500, seed=0, grad_error=err
+    )
     assert v.refuted
 
 
@@ -72,7 +95,14 @@ def test_sgld_mean_of_a_gaussian_is_unbiased():
     th = jnp.array([1.0, -2.0])
     gamma = 1.0
     means = sgld_chain_means(
-        lambda x: A @ x, th, jax.random.PRNGKey(0), gamma=gamma, steps=600, step_size=0.05, burn_in=100, chains=512
+        lambda x: A @ x,
+        th,
+        jax.random.PRNGKey(0),
+        gamma=gamma,
+        steps=600,
+        step_size=0.05,
+        burn_in=100,
+        chains=512,
     )
     exact = gamma * np.linalg.solve(np.asarray(A) + gamma * np.eye(2), np.asarray(th))
     se = np.asarray(means.std(0)) / math.sqrt(512)
@@ -83,12 +113,30 @@ def test_sgld_mean_of_a_gaussian_is_unbiased():
 def test_entropy_sgd_gradient_matches_quadrature_across_the_kink():
     gamma = 1.0
     th = jnp.array([0.0, 4.0])  # on the kink w_1 = 0, far from the minimiser: a large ∇F
-    q = entropy.Quadrature.build(LINF.loss_value, center=jnp.zeros(2), gamma=gamma, half_width=5 + entropy.gibbs_width(gamma), n=401)
+    q = entropy.Quadrature.build(
+        LINF.loss_value,
+        center=jnp.zeros(2),
+        gamma=gamma,
+        half_width=5 + entropy.gibbs_width(gamma),
+        n=401,
+    )
     exact = np.asarray(q.grad(th))
     est = {}
     for eta in (0.04, 0.02):
-        m = sgld_chain_means(LINF.grad, th, jax.random.PRNGKey(1), gamma=gamma, steps=int(25 / eta), step_size=eta, burn_in=int(5 / eta), chains=1024)
-        est[eta] = (gamma * (np.asarray(th) - np.asarray(m.mean(0))), gamma * np.asarray(m.std(0)) / math.sqrt(1024))
+        m = sgld_chain_means(
+            LINF.grad,
+            th,
+            jax.random.PRNGKey(1),
+            gamma=gamma,
+            steps=int(25 / eta),
+            step_size=eta,
+            burn_in=int(5 / eta),
+            chains=1024,
+        )
+        est[eta] = (
+            gamma * (np.asarray(th) - np.asarray(m.mean(0))),
+            gamma * np.asarray(m.std(0)) / math.sqrt(1024),
+        )
     g, se = est[0.02]
     bias = np.abs(est[0.02][0] - est[0.04][0])  # SGLD bias is O(η): the η vs 2η change bounds it
     tol = 4 * np.sqrt(se**2 + est[0.04][1] ** 2) + bias
@@ -141,8 +189,14 @@ def test_bad_arguments(kwargs, match):
 
 def test_quadrature_bad_arguments():
     with pytest.raises(ValueError, match="d <= 2"):
-        entropy.Quadrature.build(lambda t: jnp.sum(t), center=jnp.zeros(3), gamma=1.0, half_width=1.0, n=11)
+        entropy.Quadrature.build(
+            lambda t: jnp.sum(t), center=jnp.zeros(3), gamma=1.0, half_width=1.0, n=11
+        )
     with pytest.raises(ValueError, match="gamma=-1"):
-        entropy.Quadrature.build(lambda t: jnp.sum(t), center=jnp.zeros(2), gamma=-1.0, half_width=1.0, n=11)
+        entropy.Quadrature.build(
+            lambda t: jnp.sum(t), center=jnp.zeros(2), gamma=-1.0, half_width=1.0, n=11
+        )
     with pytest.raises(ValueError, match="must be odd"):
-        entropy.Quadrature.build(lambda t: jnp.sum(t), center=jnp.zeros(2), gamma=1.0, half_width=1.0, n=10)
+        entropy.Quadrature.build(
+            lambda t: jnp.sum(t), center=jnp.zeros(2), gamma=1.0, half_width=1.0, n=10
+        )

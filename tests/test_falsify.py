@@ -33,7 +33,11 @@ def _lin_l2_beta(prob, r):
 def test_lin_l2_true_bound_is_never_refuted(eps, r, seed):
     prob = LinearProblem(X=X, y=Y, eps=eps, p=2.0)
     v = falsify_smoothness(
-        prob.grad, beta=_lin_l2_beta(prob, r), region=regions.NormAtLeast(r, prob.dim), budget=1200, seed=seed
+        prob.grad,
+        beta=_lin_l2_beta(prob, r),
+        region=regions.NormAtLeast(r, prob.dim),
+        budget=1200,
+        seed=seed,
     )
     assert not v.refuted and v.excess <= 1.0
 
@@ -46,7 +50,12 @@ def test_lin_linf_additive_bound_is_never_refuted(eps, seed):
     beta = 0.25 * (prob.x_norm_max + eps * sd) ** 2  # SPEC LIN-LINF, softplus constants
     alpha = 2 * eps * sd * 1.0
     v = falsify_smoothness(
-        prob.grad, beta=beta, alpha=alpha, region=regions.Ball(np.zeros(prob.dim), 3.0), budget=1200, seed=seed
+        prob.grad,
+        beta=beta,
+        alpha=alpha,
+        region=regions.Ball(np.zeros(prob.dim), 3.0),
+        budget=1200,
+        seed=seed,
     )
     assert not v.refuted
 
@@ -74,8 +83,13 @@ def test_lin_l2_below_its_supremum_is_refuted():
     prob = LinearProblem(X=X, y=Y, eps=0.5, p=2.0)
     rng = np.random.default_rng(0)
     ws = regions.NormAtLeast(r, prob.dim, max_norm=2 * r).sample(rng, 64)
-    lam = max(float(np.max(np.abs(np.linalg.eigvalsh(np.asarray(prob.hessian(jnp.asarray(w))))))) for w in ws)
-    v = falsify_smoothness(prob.grad, beta=0.9 * lam, region=regions.NormAtLeast(r, prob.dim), seed=2)
+    lam = max(
+        float(np.max(np.abs(np.linalg.eigvalsh(np.asarray(prob.hessian(jnp.asarray(w)))))))
+        for w in ws
+    )
+    v = falsify_smoothness(
+        prob.grad, beta=0.9 * lam, region=regions.NormAtLeast(r, prob.dim), seed=2
+    )
     assert v.refuted and v.ratio > 0.9 * lam
 
 
@@ -85,7 +99,11 @@ def test_sign_switch_found_by_bisection_without_probes():
     a = jnp.array([0.6, -0.8])
     grad = lambda th: jnp.where(th @ a > 0.3, 1.0, -1.0) * a + 0.1 * th  # noqa: E731
     v = falsify_smoothness(
-        grad, beta=50.0, region=regions.Box([-2.0, -2.0], [2.0, 2.0]), strategies=("bisection",), seed=3
+        grad,
+        beta=50.0,
+        region=regions.Box([-2.0, -2.0], [2.0, 2.0]),
+        strategies=("bisection",),
+        seed=3,
     )
     assert v.refuted and v.strategy == "bisection"
 
@@ -93,7 +111,9 @@ def test_sign_switch_found_by_bisection_without_probes():
 def test_each_strategy_alone_reports_itself():
     grad = lambda th: jnp.sign(th)  # noqa: E731
     for name in STRATEGIES:
-        v = falsify_smoothness(grad, beta=1.0, region=regions.Box([-1.0], [1.0]), strategies=(name,), budget=400)
+        v = falsify_smoothness(
+            grad, beta=1.0, region=regions.Box([-1.0], [1.0]), strategies=(name,), budget=400
+        )
         assert set(v.per_strategy) == {name}
         assert v.evaluations <= 400 + 64  # the budget, give or take one padded batch
 
@@ -103,7 +123,12 @@ def test_each_strategy_alone_reports_itself():
 
 def test_refutation_replays_from_its_seed():
     prob = LinearProblem(X=X, y=Y, eps=0.5, p=math.inf)
-    kw = dict(beta=5.0, region=regions.Ball(np.ones(prob.dim), 1.0), seed=7, strategies=("random", "bisection"))
+    kw = dict(
+        beta=5.0,
+        region=regions.Ball(np.ones(prob.dim), 1.0),
+        seed=7,
+        strategies=("random", "bisection"),
+    )
     a, b = falsify_smoothness(prob.grad, **kw), falsify_smoothness(prob.grad, **kw)
     assert a.refuted == b.refuted
     np.testing.assert_array_equal(a.theta1, b.theta1)
@@ -135,7 +160,14 @@ def test_generic_falsify_both_ways():
         (dict(strategies=("magic",)), "allowed values"),
         (dict(region="ball"), "region must be"),
     ],
-    ids=["beta-zero", "beta-nan", "alpha-negative", "budget-small", "strategy-unknown", "region-type"],
+    ids=[
+        "beta-zero",
+        "beta-nan",
+        "alpha-negative",
+        "budget-small",
+        "strategy-unknown",
+        "region-type",
+    ],
 )
 def test_bad_arguments(kwargs, match):
     args = dict(beta=1.0, region=regions.Box([-1.0], [1.0]), budget=200)
@@ -146,7 +178,9 @@ def test_bad_arguments(kwargs, match):
 
 def test_gradient_of_wrong_shape_is_refused():
     with pytest.raises(ValueError, match="returns shape"):
-        falsify_smoothness(lambda th: jnp.sum(th), beta=1.0, region=regions.Box([0.0, 0.0], [1.0, 1.0]))
+        falsify_smoothness(
+            lambda th: jnp.sum(th), beta=1.0, region=regions.Box([0.0, 0.0], [1.0, 1.0])
+        )
 
 
 # ---------------------------------------------------------------- regions
@@ -154,7 +188,11 @@ def test_gradient_of_wrong_shape_is_refused():
 
 @pytest.mark.parametrize(
     "region",
-    [regions.Ball(np.array([1.0, -1.0, 0.5]), 0.7), regions.NormAtLeast(2.0, 3), regions.Box([-1, 0, 2], [0, 1, 3])],
+    [
+        regions.Ball(np.array([1.0, -1.0, 0.5]), 0.7),
+        regions.NormAtLeast(2.0, 3),
+        regions.Box([-1, 0, 2], [0, 1, 3]),
+    ],
     ids=["ball", "norm-at-least", "box"],
 )
 def test_regions_sample_inside_and_project(region):
@@ -164,7 +202,9 @@ def test_regions_sample_inside_and_project(region):
     for x in outside:
         px = np.asarray(region.project(jnp.asarray(x)))
         assert region.contains(px)
-        np.testing.assert_allclose(np.asarray(region.project(jnp.asarray(px))), px, rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(
+            np.asarray(region.project(jnp.asarray(px))), px, rtol=1e-14, atol=1e-14
+        )
 
 
 @pytest.mark.parametrize(

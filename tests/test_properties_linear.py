@@ -17,7 +17,11 @@ from advlip.theorems import linear as TL
 
 D = 3
 problems_l2 = strategies.linear_problems(
-    n=st.sampled_from([1, 4]), d=D, p=2.0, loss="softplus", eps=strategies.epsilons(min_eps=0.01, max_eps=1.0)
+    n=st.sampled_from([1, 4]),
+    d=D,
+    p=2.0,
+    loss="softplus",
+    eps=strategies.epsilons(min_eps=0.01, max_eps=1.0),
 )
 _ratio_and_bound = jax.jit(TL.lin_l2_ratio_and_bound)
 
@@ -43,7 +47,6 @@ def test_power_halved_lin_l2_bound_is_refuted_by_hypothesis_search():
     assert found.refuted and _half_bound_margin(found.counterexample) > 0
 
 
-
 @settings(max_examples=10)
 @given(
     p=st.one_of(st.sampled_from([3.0, 4.0, 6.0, math.inf]), st.floats(2.5, 12.0)),
@@ -59,7 +62,9 @@ def test_witness_exponent_is_q_minus_2_at_a_zero_coordinate(p, w, eps):
     i = int(np.flatnonzero(w == 0.0)[0])
     e = jnp.eye(D)[i]
     ts = smoothness.witness_ts()
-    dg, dt = smoothness.witness_differences(LinearProblem.grad, jnp.asarray(w), e, -e, ts, args=(prob,))
+    dg, dt = smoothness.witness_differences(
+        LinearProblem.grad, jnp.asarray(w), e, -e, ts, args=(prob,)
+    )
     err = 2 * float(jax.jit(LinearProblem.grad_error_bound)(prob, jnp.asarray(w)))
     fit = smoothness.fit_growth_exponent(ts, dg, dt, grad_abs_error=err)
     expected = -1.0 if math.isinf(p) else norms.dual_exponent(p) - 2.0
@@ -67,7 +72,9 @@ def test_witness_exponent_is_q_minus_2_at_a_zero_coordinate(p, w, eps):
 
 
 @settings(max_examples=10)
-@given(p=st.floats(1.05, 2.0), w=strategies.weights(D, kind="exact_kink", min_norm=0.5, max_norm=3.0))
+@given(
+    p=st.floats(1.05, 2.0), w=strategies.weights(D, kind="exact_kink", min_norm=0.5, max_norm=3.0)
+)
 def test_witness_is_bounded_for_p_at_most_2(p, w):
     # SPEC LIN-LP: for 1 < p ≤ 2 (q ≥ 2) the zero coordinate is no kink: exponent 0
     from advlip import data
@@ -77,7 +84,9 @@ def test_witness_is_bounded_for_p_at_most_2(p, w):
     i = int(np.flatnonzero(w == 0.0)[0])
     e = jnp.eye(D)[i]
     ts = smoothness.witness_ts()
-    dg, dt = smoothness.witness_differences(LinearProblem.grad, jnp.asarray(w), e, -e, ts, args=(prob,))
+    dg, dt = smoothness.witness_differences(
+        LinearProblem.grad, jnp.asarray(w), e, -e, ts, args=(prob,)
+    )
     err = 2 * float(jax.jit(LinearProblem.grad_error_bound)(prob, jnp.asarray(w)))
     fit = smoothness.fit_growth_exponent(ts, dg, dt, grad_abs_error=err)
     assert fit.bounded and fit.agrees_with(0.0)

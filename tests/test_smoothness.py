@@ -31,7 +31,9 @@ def test_pair_ratios_match_loop():
 
 def test_sample_pairs_cover_the_requested_scales():
     rng = np.random.default_rng(1)
-    t1, t2 = smoothness.sample_pairs(rng, 2000, 4, norm_range=(0.1, 10.0), rel_dist_range=(1e-3, 1.0))
+    t1, t2 = smoothness.sample_pairs(
+        rng, 2000, 4, norm_range=(0.1, 10.0), rel_dist_range=(1e-3, 1.0)
+    )
     n1 = np.linalg.norm(np.asarray(t1), axis=1)
     rel = np.linalg.norm(np.asarray(t2 - t1), axis=1) / n1
     assert n1.min() >= 0.1 * (1 - 1e-12) and n1.max() <= 10.0 * (1 + 1e-12)
@@ -39,7 +41,9 @@ def test_sample_pairs_cover_the_requested_scales():
     # log-uniform: both ends of each range are visited (2000 draws, a decade each tail)
     assert n1.min() < 0.2 and n1.max() > 5.0 and rel.min() < 2e-3
     # replayable from the seed
-    again = smoothness.sample_pairs(np.random.default_rng(1), 2000, 4, norm_range=(0.1, 10.0), rel_dist_range=(1e-3, 1.0))
+    again = smoothness.sample_pairs(
+        np.random.default_rng(1), 2000, 4, norm_range=(0.1, 10.0), rel_dist_range=(1e-3, 1.0)
+    )
     np.testing.assert_array_equal(np.asarray(t1), np.asarray(again[0]))
 
 
@@ -89,9 +93,16 @@ def test_plain_slope_is_biased_where_richardson_is_not():
     "kwargs, match",
     [
         (dict(ts=np.ones(3), grad_diffs=np.ones((3, 1)), dtheta_norms=np.ones(3)), "k >= 6"),
-        (dict(ts=np.arange(1.0, 8.0), grad_diffs=np.ones((7, 1)), dtheta_norms=np.ones(7)), "ratio 2"),
         (
-            dict(ts=smoothness.witness_ts()[:8], grad_diffs=np.full((8, 1), np.nan), dtheta_norms=np.ones(8)),
+            dict(ts=np.arange(1.0, 8.0), grad_diffs=np.ones((7, 1)), dtheta_norms=np.ones(7)),
+            "ratio 2",
+        ),
+        (
+            dict(
+                ts=smoothness.witness_ts()[:8],
+                grad_diffs=np.full((8, 1), np.nan),
+                dtheta_norms=np.ones(8),
+            ),
             "finite",
         ),
     ],

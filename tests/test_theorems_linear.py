@@ -44,7 +44,9 @@ def test_lin_l2_worst_pair_is_below_the_bound_when_replayed(quick_results):
     X, y = TL._dataset(QUICK, n=max(w["n_examples"], 2))
     n = w["n_examples"]
     prob = LinearProblem(X=X[:n], y=y[:n], eps=TL.EPS, p=2.0, loss=w["loss"], fit_bias=w["bias"])
-    R, beta, _ = TL.lin_l2_ratio_and_bound(prob, 1.0, jnp.asarray(w["theta1"]), jnp.asarray(w["theta2"]))
+    R, beta, _ = TL.lin_l2_ratio_and_bound(
+        prob, 1.0, jnp.asarray(w["theta1"]), jnp.asarray(w["theta2"])
+    )
     assert float(R) == pytest.approx(w["R"], rel=1e-12)
     assert float(R) <= float(beta)
     # the bound is not vacuous here: the single-example case comes within a factor 2 of it

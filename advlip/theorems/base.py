@@ -118,8 +118,8 @@ class Result:
         result = self.check_fn(config)
         result.elapsed_s = time.perf_counter() - start
         result.seed = config.seed
-        result.replay = (
-            f"advlip verify --only {self.id} --seed {config.seed}" + (" --quick" if config.quick else "")
+        result.replay = f"advlip verify --only {self.id} --seed {config.seed}" + (
+            " --quick" if config.quick else ""
         )
         return result
 

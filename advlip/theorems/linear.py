@@ -186,7 +186,9 @@ def lin_l2_ratio_and_bound(prob: LinearProblem, bound_scale, th1, th2):
     dg = jnp.linalg.norm(prob.grad(th1) - prob.grad(th2))
     dt = jnp.linalg.norm(th1 - th2)
     R = dg / dt
-    err = 2 * (prob.grad_error_bound(th1) + prob.grad_error_bound(th2)) / dt + tolerance.gamma(8) * R
+    err = (
+        2 * (prob.grad_error_bound(th1) + prob.grad_error_bound(th2)) / dt + tolerance.gamma(8) * R
+    )
     return R, bound_scale * beta, err
 
 
@@ -207,7 +209,11 @@ def check_lin_l2(
     if cases is None:
         cases = (("softplus", False, 24), ("softplus", True, 1))
         if not config.quick:
-            cases += (("softplus", True, 24), ("exponential", False, 24), ("squared_hinge", True, 24))
+            cases += (
+                ("softplus", True, 24),
+                ("exponential", False, 24),
+                ("squared_hinge", True, 24),
+            )
     rows, worst = [], None
     rng = _rng(config, 1)
     for loss, fit_bias, n in cases:
@@ -300,7 +306,9 @@ def _witness_constants(prob: LinearProblem, center, d_plus, d_minus, t0):
     return prob.grad_error_bound(center), c, prob.x_norm_max
 
 
-def _witness_result(rid: str, statement: str, reports: list[dict], centers, extra=None) -> CheckResult:
+def _witness_result(
+    rid: str, statement: str, reports: list[dict], centers, extra=None
+) -> CheckResult:
     ok = all(r["exp_ok"] and r["const_ok"] for r in reports)
     unresolved = [i for i, r in enumerate(reports) if not r["fit"].resolved]
     worst = max(reports, key=lambda r: abs(r["fit"].exponent - r["expected"]))
@@ -354,7 +362,10 @@ def check_lin_l2_zero(config: CheckConfig) -> CheckResult:
         LIN_L2_ZERO.statement,
         reports,
         [zero],
-        extra={"directions": np.asarray(vs).tolist(), "reason_at_zero": nondifferentiable_reason(zero, eps=EPS, p=2.0)},
+        extra={
+            "directions": np.asarray(vs).tolist(),
+            "reason_at_zero": nondifferentiable_reason(zero, eps=EPS, p=2.0),
+        },
     )
 
 
@@ -427,8 +438,10 @@ def check_lin_linf(config: CheckConfig, *, bound_scale: float = 1.0) -> CheckRes
 def check_lin_lp(config: CheckConfig) -> CheckResult:
     """LIN-LP: the measured growth exponent at the kink for each p against SPEC's phase diagram."""
     X, y = _dataset(config)
-    ps = (1.0, 1.5, 2.0, 3.0, 6.0, math.inf) if config.quick else (
-        1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, math.inf
+    ps = (
+        (1.0, 1.5, 2.0, 3.0, 6.0, math.inf)
+        if config.quick
+        else (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, math.inf)
     )
     w0 = jnp.asarray(_rng(config, 5).standard_normal(X.shape[1]))
     e = jnp.eye(X.shape[1])
@@ -443,8 +456,12 @@ def check_lin_lp(config: CheckConfig) -> CheckResult:
         else:  # the kink of ‖w‖_q (q < 2) is a zero coordinate
             w = w0.at[0].set(0.0)
             d_plus, d_minus = e[0], -e[0]
-        r = _witness(prob, w, d_plus, d_minus, u_max=math.sqrt(prob.d), expected=expected_exponent(p))
-        r["const_ok"] = True  # the limit constant applies to jumps only; here the exponent is the claim
+        r = _witness(
+            prob, w, d_plus, d_minus, u_max=math.sqrt(prob.d), expected=expected_exponent(p)
+        )
+        r["const_ok"] = (
+            True  # the limit constant applies to jumps only; here the exponent is the claim
+        )
         reports.append(r)
         points.append(
             {
@@ -499,7 +516,9 @@ def check_liu(config: CheckConfig) -> CheckResult:
         prob = LinearProblem(X=X, y=y, eps=EPS, p=p)
         scan = _scan_bound(liu_diff_and_bound, prob, 1.0, config, rng)
         # Close pairs: Liu's bound over the actual ‖Δg‖, beside LIN-L2's (p = 2).
-        t1, t2 = smoothness.sample_pairs(rng, 256, prob.dim, norm_range=(0.5, 2.0), rel_dist_range=(1e-5, 1e-4))
+        t1, t2 = smoothness.sample_pairs(
+            rng, 256, prob.dim, norm_range=(0.5, 2.0), rel_dist_range=(1e-5, 1e-4)
+        )
         _, dg, liu = _evaluate(liu_diff_and_bound, (prob, jnp.asarray(1.0)), t1, t2)
         row = {
             "p": p,

@@ -33,19 +33,27 @@ def entropy_ratios(prob: LinearProblem, gamma: float, *, seed: int, n_grid: int 
     Every figure carries its quadrature error (Richardson, step h vs 2h).
     """
     half = 1.5 + entropy.gibbs_width(gamma)
-    q = entropy.Quadrature.build(prob.loss_value, center=jnp.zeros(2), gamma=gamma, half_width=half, n=n_grid)
+    q = entropy.Quadrature.build(
+        prob.loss_value, center=jnp.zeros(2), gamma=gamma, half_width=half, n=n_grid
+    )
     rng = np.random.default_rng([seed, int(gamma * 1000)])
 
     # witness pairs across the kink, and random pairs in the box [-1, 1]^2
     ts = smoothness.witness_ts(1e-4, 1e-1)
     c = jnp.array([0.0, 0.7])
     e = jnp.array([1.0, 0.0])
-    a = jnp.concatenate([c[None, :] + ts[:, None] * e[None, :], jnp.asarray(rng.uniform(-1, 1, (64, 2)))])
-    b = jnp.concatenate([c[None, :] - ts[:, None] * e[None, :], jnp.asarray(rng.uniform(-1, 1, (64, 2)))])
+    a = jnp.concatenate(
+        [c[None, :] + ts[:, None] * e[None, :], jnp.asarray(rng.uniform(-1, 1, (64, 2)))]
+    )
+    b = jnp.concatenate(
+        [c[None, :] - ts[:, None] * e[None, :], jnp.asarray(rng.uniform(-1, 1, (64, 2)))]
+    )
 
     dt = np.linalg.norm(np.asarray(a - b), axis=1)
     fine = np.linalg.norm(np.asarray(q.grad(a) - q.grad(b)), axis=1) / dt
-    coarse = np.linalg.norm(np.asarray(q.grad(a, coarse=True) - q.grad(b, coarse=True)), axis=1) / dt
+    coarse = (
+        np.linalg.norm(np.asarray(q.grad(a, coarse=True) - q.grad(b, coarse=True)), axis=1) / dt
+    )
     err = np.abs(fine - coarse) / 3.0
     g = jax.jit(jax.vmap(prob.grad))
     raw = np.linalg.norm(np.asarray(g(a) - g(b)), axis=1)[: ts.size] / dt[: ts.size]
@@ -65,7 +73,9 @@ def entropy_ratios(prob: LinearProblem, gamma: float, *, seed: int, n_grid: int 
         "hessian_eig_min": float(eig.min()),
         "hessian_eig_max": float(eig.max()),
         "hessian_error_max": float(Herr.max()),
-        "hessian_ok": bool(np.all(eig.min(axis=1) + Herr >= 0) and np.all(eig.max(axis=1) - Herr <= gamma)),
+        "hessian_ok": bool(
+            np.all(eig.min(axis=1) + Herr >= 0) and np.all(eig.max(axis=1) - Herr <= gamma)
+        ),
     }
 
 
@@ -73,7 +83,10 @@ def check_entropy_smooth(config: CheckConfig, *, gammas=None) -> CheckResult:
     """ENTROPY-SMOOTH for each γ (quick: γ ∈ {1, 4} on a 201² grid; full: GAMMAS on 401²)."""
     gammas = gammas or ((1.0, 4.0) if config.quick else GAMMAS)
     prob = entropy_problem(config.seed)
-    rows = [entropy_ratios(prob, g, seed=config.seed, n_grid=201 if config.quick else 401) for g in gammas]
+    rows = [
+        entropy_ratios(prob, g, seed=config.seed, n_grid=201 if config.quick else 401)
+        for g in gammas
+    ]
     # the raw loss across the same kink: R grows like 1/t (its growth exponent)
     ts = smoothness.witness_ts(1e-6, 1e-2)
     e = jnp.array([1.0, 0.0])
