@@ -76,7 +76,6 @@ def to_json(
 
     bounds = {}
     if registry:
-
         bounds = {r.id: str(r.bound()) for r in registry if r.bound is not None}
     return {
         "advlip_version": __version__,
