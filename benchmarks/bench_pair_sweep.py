@@ -13,16 +13,16 @@ time any implementation can take, and ``roofline / time`` the fraction reached.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from common import entry, markdown, timeit, write  # noqa: E402
+from common import entry, timeit  # noqa: E402
 
 import advlip  # noqa: E402,F401
 from advlip import data, smoothness, tolerance  # noqa: E402
@@ -158,14 +158,7 @@ def run(quick: bool) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json")
-    args = ap.parse_args(argv)
-    rows = run(args.quick)
-    print(markdown(rows))
-    write(args.json, rows)
-    return 0
+    return common.main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

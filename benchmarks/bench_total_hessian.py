@@ -25,17 +25,16 @@ warm-up (compilation) with ``block_until_ready``; nothing asserts a time.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from common import entry, markdown, timeit, write  # noqa: E402
+from common import entry, timeit  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import advlip  # noqa: E402,F401
@@ -263,19 +262,7 @@ def run(quick: bool) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes")
-    ap.add_argument("--json", help="write {'benchmarks': [...]} here")
-    args = ap.parse_args(argv)
-    start = time.perf_counter()
-    rows = run(args.quick)
-    print(markdown(rows))
-    print(
-        f"\n({time.perf_counter() - start:.1f} s, {'quick' if args.quick else 'full'})",
-        file=sys.stderr,
-    )
-    write(args.json, rows)
-    return 0
+    return common.main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

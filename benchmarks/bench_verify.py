@@ -10,7 +10,6 @@ generation is set as ``advlip verify`` sets it (``ADVLIP_FAST_COMPILE``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -28,7 +27,8 @@ if os.environ.get(
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
     ).strip()
 
-from common import entry, markdown, write  # noqa: E402
+import common  # noqa: E402
+from common import entry  # noqa: E402
 
 TARGET_S = 60.0
 
@@ -86,14 +86,7 @@ def run(quick: bool = True) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="(verify is always run with --quick)")
-    ap.add_argument("--json")
-    args = ap.parse_args(argv)
-    rows = run()
-    print(markdown(rows))
-    write(args.json, rows)
-    return 0
+    return common.main(run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -74,3 +74,17 @@ def write(path: str | None, rows: list[dict]) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps({"benchmarks": rows}, indent=2, default=float) + "\n")
+
+
+def main(run: Callable[[bool], list[dict]], doc: str, argv=None) -> int:
+    """The command line every benchmark shares: ``[--quick] [--json PATH]``, table on stdout."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+    rows = run(args.quick)
+    print(markdown(rows))
+    write(args.json, rows)
+    return 0

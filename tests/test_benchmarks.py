@@ -1,0 +1,41 @@
+"""The benchmark scripts stay runnable (their timings are never asserted: benchmarks/ owns them)."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+
+def test_run_all_lists_modules_that_exist_and_define_run():
+    run_all = importlib.import_module("run_all")
+    for name in run_all.MODULES:
+        mod = importlib.import_module(name)
+        assert callable(mod.run) and callable(mod.main), name
+
+
+def test_json_and_table_format(tmp_path):
+    common = importlib.import_module("common")
+    rows = [
+        common.entry("a", ratio=2.0, target=3.0, met=False, notes="x"),
+        common.entry("b", ratio=None, target=None, met=None),
+    ]
+    path = tmp_path / "b.json"
+    common.write(str(path), rows)
+    doc = json.loads(path.read_text())
+    assert [r["name"] for r in doc["benchmarks"]] == ["a", "b"]
+    assert {"ratio", "target", "met", "device"} <= set(doc["benchmarks"][0])
+    table = common.markdown(rows)
+    assert "| a | 2 | 3 | **no** | x |" in table and "| b | — | — | n/a |" in table
+
+
+@pytest.mark.parametrize("slope", [0.5, 1.0, 2.0])
+def test_fit_exponent_recovers_power_laws(slope):
+    common = importlib.import_module("common")
+    xs = [1.0, 2.0, 4.0, 8.0]
+    # t = 3 x^slope exactly: the least-squares slope of log t on log x is slope up to rounding
+    assert common.fit_exponent(xs, [3.0 * x**slope for x in xs]) == pytest.approx(slope, abs=1e-12)
