@@ -71,6 +71,8 @@ from jax.typing import ArrayLike
 
 from advlip import models, norms, tolerance
 from advlip._validate import check_data, check_eps, check_p, check_positive_int
+from advlip.attacks import _combine as _join
+from advlip.attacks import _partition as _split
 from advlip.linear import LinearProblem
 from advlip.losses import get_loss
 
@@ -223,45 +225,6 @@ def _pgd_one(loss_fn, params, x, y, delta0, eps, steps, p):
     val = loss_fn(params, x + dl, y)
     better = val > best_val
     return jnp.where(better, dl, best), jnp.where(better, val, best_val)
-
-
-class _Static:
-    """The non-array part of a callable pytree: hashable, compared by value (as equinox's
-    ``filter_jit`` splits a module), so a loss with an array field (κ) compiles once."""
-
-    __slots__ = ("treedef", "leaves")
-
-    def __init__(self, treedef, leaves):
-        self.treedef, self.leaves = treedef, leaves
-
-    def __hash__(self):
-        return hash((self.treedef, self.leaves))
-
-    def __eq__(self, other):
-        return isinstance(other, _Static) and (self.treedef, self.leaves) == (
-            other.treedef,
-            other.leaves,
-        )
-
-
-def _split(fn: Any) -> tuple[list, _Static]:
-    leaves, treedef = jax.tree.flatten(fn)
-    is_arr = [isinstance(leaf, jax.Array | np.ndarray | np.generic) for leaf in leaves]
-    dyn = [leaf if a else None for leaf, a in zip(leaves, is_arr, strict=True)]
-    static = tuple(None if a else leaf for leaf, a in zip(leaves, is_arr, strict=True))
-    try:
-        hash(static)
-    except TypeError:
-        raise ValueError(
-            f"loss_fn must be hashable (a function, a frozen dataclass or a pytree whose "
-            f"non-array leaves are hashable); got {type(fn).__name__}"
-        ) from None
-    return dyn, _Static(treedef, static)
-
-
-def _join(dyn: list, static: _Static) -> Any:
-    leaves = [s if v is None else v for v, s in zip(dyn, static.leaves, strict=True)]
-    return jax.tree.unflatten(static.treedef, leaves)
 
 
 @functools.partial(jax.jit, static_argnames=("static", "p"))
