@@ -1,9 +1,16 @@
 """advlip: check, symbolically and numerically, how smooth the loss of adversarial training is.
 
 Implements the analysis of Kanai et al., *Smoothness Analysis of Loss Functions of
-Adversarial Training* (arXiv 2103.01400). Importing advlip turns on JAX's float64
-mode (``jax_enable_x64``): every check is derived for float64 error, and float32
-would make the tolerances meaningless.
+Adversarial Training* (arXiv 2103.01400).
+
+Precision: importing advlip changes no JAX setting. Every function computes in the
+dtype of the arrays it is given and derives its error bounds from that dtype's unit
+roundoff (:mod:`advlip.tolerance`), so float32 parameters get float32-sized bounds.
+For float64 — what the built-in checks use — turn on JAX's float64 mode yourself
+(``jax.config.update("jax_enable_x64", True)``, or ``with jax.enable_x64(True):``);
+without it JAX stores float64 NumPy input as float32. The built-in checks
+(:mod:`advlip.theorems`), the experiments and the ``advlip`` command turn float64
+on for their own run only.
 
 Submodules, each owning one idea:
 
@@ -28,12 +35,8 @@ Submodules, each owning one idea:
 
 from importlib.metadata import PackageNotFoundError, version
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from advlip import linear, losses, norms, regions, symbolic, tolerance  # noqa: E402
-from advlip.falsifier import falsify, falsify_smoothness  # noqa: E402
+from advlip import linear, losses, norms, regions, symbolic, tolerance
+from advlip.falsifier import falsify, falsify_smoothness
 
 try:
     __version__ = version("advlip")

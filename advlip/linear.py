@@ -370,7 +370,10 @@ class LinearProblem:
         return self.split(theta)[0]
 
     def grad_error_bound(self, theta: jax.Array) -> jax.Array:
-        r"""A float64 error bound on ``‖grad(θ)‖`` computed as in :meth:`grad` (2-norm).
+        r"""A rounding-error bound on ``‖grad(θ)‖`` computed as in :meth:`grad` (2-norm).
+
+        The unit roundoff is that of the dtype the gradient is computed in (the least
+        precise of ``theta`` and the data: float32 parameters get a float32 bound).
 
         Rounding model (:mod:`advlip.tolerance`): each margin :math:`\tilde m_i` is a
         dot product plus a norm, :math:`k_m = 2d + 4` operations on terms bounded by
@@ -382,19 +385,22 @@ class LinearProblem:
         from advlip import tolerance
 
         lo = get_loss(self.loss)
+        work = tolerance.working_dtype(theta, self.X)
         w, b = self.split(theta)
         mt = self.margins(theta)
         scale_m = jnp.abs(self.X) @ jnp.abs(w) + jnp.abs(b) + self.eps * norms.lp_norm(w, self.q)
-        dm = tolerance.gamma(2 * self.d + 4) * scale_m
+        dm = tolerance.gamma(2 * self.d + 4, work) * scale_m
         d2 = lo.d2_sup(mt - dm, mt + dm)
         d1 = jnp.abs(lo.d1(mt)) + d2 * dm
         u = jnp.abs(norms.dual_direction(w, q=self.q))
         xu = jnp.abs(self.X) + self.eps * u[None, :]
         terms = jnp.mean(d1[:, None] * xu, axis=0)
-        err_w = tolerance.gamma(self.X.shape[0] + 4) * terms + jnp.mean(
+        err_w = tolerance.gamma(self.X.shape[0] + 4, work) * terms + jnp.mean(
             (d2 * dm)[:, None] * xu, axis=0
         )
         err = jnp.linalg.norm(err_w)
         if self.fit_bias:
-            err = err + tolerance.gamma(self.X.shape[0] + 4) * jnp.mean(d1) + jnp.mean(d2 * dm)
+            err = (
+                err + tolerance.gamma(self.X.shape[0] + 4, work) * jnp.mean(d1) + jnp.mean(d2 * dm)
+            )
         return err

@@ -21,7 +21,8 @@ Example:
     >>> import jax.numpy as jnp
     >>> from advlip import smoothness
     >>> grad = lambda th: 3.0 * th          # L = 1.5 |θ|², 3-smooth
-    >>> float(smoothness.gradient_ratio(grad, jnp.ones(2), jnp.zeros(2)))
+    >>> r = float(smoothness.gradient_ratio(grad, jnp.ones(2), jnp.zeros(2)))
+    >>> round(r, 6)                         # exact up to rounding (last bits vary by backend)
     3.0
 """
 
@@ -331,9 +332,11 @@ def fit_growth_exponent(
     """Fit the growth exponent from witness gradient differences at ``ts = t_min · 2^k``.
 
     ``grad_diffs`` (k, P) and ``dtheta_norms`` (k,) come from :func:`witness_differences`;
-    ``grad_abs_error`` bounds the float64 error of one gradient (per component, in
-    2-norm), so each difference is off by at most twice that.
+    ``grad_abs_error`` bounds the rounding error of one gradient (per component, in
+    2-norm), so each difference is off by at most twice that; the rounding of the
+    differences themselves follows the dtype ``grad_diffs`` was computed in.
     """
+    work = tolerance.working_dtype(grad_diffs)
     ts = np.asarray(ts, dtype=float)
     dg = np.asarray(grad_diffs, dtype=float)
     dt = np.asarray(dtheta_norms, dtype=float)
@@ -354,8 +357,9 @@ def fit_growth_exponent(
 
     flat = dg.reshape(ts.size, -1)
     E = np.linalg.norm(flat[1:] - 2.0 * flat[:-1], axis=1)
-    # float64 error of E: three differences, each carrying 2 gradient errors, plus rounding
-    noise = 6.0 * grad_abs_error + tolerance.gamma(3 * flat.shape[1] + 8) * (
+    # rounding error of E: three differences, each carrying 2 gradient errors, plus the
+    # rounding of the differences and norms in the dtype they were computed in
+    noise = 6.0 * grad_abs_error + tolerance.gamma(3 * flat.shape[1] + 8, work) * (
         np.linalg.norm(flat[1:], axis=1) + 2.0 * np.linalg.norm(flat[:-1], axis=1)
     )
     keep = E > 100.0 * noise

@@ -1,46 +1,112 @@
-r"""The float64 error model behind every tolerance advlip uses.
+r"""The rounding-error model behind every tolerance advlip uses, for the dtype actually used.
 
 Standard rounding-error analysis (Higham, *Accuracy and Stability of Numerical
-Algorithms*, §3.1): with unit roundoff :math:`u = 2^{-53}`, a computation of
-:math:`k` floating-point operations on terms :math:`t_j` has an absolute error at most
-:math:`\gamma_k \sum_j |t_j|`, :math:`\gamma_k = k u / (1 - k u)`. A tolerance is that
-bound for the quantity compared, with ``k`` counted from the formula and stated
-where it is used — never a number picked to make a check pass.
+Algorithms*, §3.1): with unit roundoff :math:`u` of the floating-point format, a
+computation of :math:`k` floating-point operations on terms :math:`t_j` has an absolute
+error at most :math:`\gamma_k \sum_j |t_j|`, :math:`\gamma_k = k u / (1 - k u)`. A
+tolerance is that bound for the quantity compared, with ``k`` counted from the formula
+and stated where it is used — never a number picked to make a check pass.
+
+``u`` is that of the dtype the computation ran in: :math:`2^{-53}` for float64,
+:math:`2^{-24}` for float32 (what flax and equinox initialise), :math:`2^{-8}` for
+bfloat16. :func:`working_dtype` reads it off the arrays of a computation (the least
+precise floating leaf decides, since every later operation inherits its rounding).
 
 Example:
+    >>> import numpy as np
     >>> from advlip import tolerance
     >>> tolerance.gamma(10) > 10 * tolerance.UNIT_ROUNDOFF
     True
+    >>> tolerance.unit_roundoff(np.float32) == 2.0**-24
+    True
+    >>> tolerance.working_dtype({"w": np.ones(3, np.float32), "b": np.zeros(1)})
+    dtype('float32')
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import jax
 import numpy as np
 
-__all__ = ["UNIT_ROUNDOFF", "gamma", "sum_error", "ratio_error"]
+__all__ = [
+    "UNIT_ROUNDOFF",
+    "unit_roundoff",
+    "working_dtype",
+    "gamma",
+    "sum_error",
+    "ratio_error",
+]
 
 #: Unit roundoff of IEEE float64, :math:`2^{-53} \approx 1.1 \times 10^{-16}`.
 UNIT_ROUNDOFF: float = float(np.finfo(np.float64).eps) / 2.0
 
 
-def gamma(k: int) -> float:
-    r""":math:`\gamma_k = k u / (1 - k u)`: relative error bound of ``k`` chained float64 operations."""
-    ku = k * UNIT_ROUNDOFF
+def unit_roundoff(dtype: Any = np.float64) -> float:
+    r"""Unit roundoff :math:`u` of a floating dtype (half its machine epsilon).
+
+    Raises ``TypeError`` naming the dtype when it is not a floating type.
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype={dtype!r} is not a dtype; allowed: a floating dtype") from err
+    if not np.issubdtype(dt, np.floating) and dt.name != "bfloat16":
+        raise TypeError(
+            f"dtype={dt} is not a floating dtype; allowed: float64, float32, float16, bfloat16"
+        )
+    return float(jax.numpy.finfo(dt).eps) / 2.0
+
+
+def working_dtype(*trees: Any) -> np.dtype:
+    """The least precise floating dtype among the leaves of ``trees`` (float64 if none is floating).
+
+    A computation that mixes float32 parameters with float64 data is only as accurate
+    as float32: its inputs were rounded to 24 bits. Python scalars are skipped (JAX
+    treats them as weakly typed, adopting the dtype of the arrays they meet).
+    """
+    worst = np.dtype(np.float64)
+    for tree in trees:
+        for leaf in jax.tree_util.tree_leaves(tree):
+            if isinstance(leaf, bool | int | float | complex):
+                continue
+            dt = getattr(leaf, "dtype", None)
+            if dt is None:
+                continue
+            dt = np.dtype(dt)
+            if (np.issubdtype(dt, np.floating) or dt.name == "bfloat16") and unit_roundoff(
+                dt
+            ) > unit_roundoff(worst):
+                worst = dt
+    return worst
+
+
+def gamma(k: int, dtype: Any = np.float64) -> float:
+    r""":math:`\gamma_k = k u / (1 - k u)`: relative error bound of ``k`` chained operations in ``dtype``."""
+    u = unit_roundoff(dtype)
+    ku = k * u
     if ku >= 1:
-        raise ValueError(f"k={k} operations is too many for a float64 error bound (k*u >= 1)")
+        raise ValueError(
+            f"k={k} operations is too many for a {np.dtype(dtype).name} error bound (k*u >= 1); "
+            "compute in float64 (jax.config.update('jax_enable_x64', True) and cast with "
+            "jax.tree.map(lambda a: a.astype(jnp.float64), params))"
+        )
     return ku / (1.0 - ku)
 
 
-def sum_error(k: int, abs_terms: float) -> float:
+def sum_error(k: int, abs_terms: float, dtype: Any = np.float64) -> float:
     r"""Absolute error bound :math:`\gamma_k \sum|t_j|` of a ``k``-operation computation."""
-    return gamma(k) * float(abs_terms)
+    return gamma(k, dtype) * float(abs_terms)
 
 
-def ratio_error(grad_error: float, dtheta_norm: float, ratio: float, k: int = 8) -> float:
+def ratio_error(
+    grad_error: float, dtheta_norm: float, ratio: float, k: int = 8, dtype: Any = np.float64
+) -> float:
     r"""Absolute error of :math:`R = \|g_1 - g_2\| / \|\theta_1 - \theta_2\|`.
 
     Each gradient carries an absolute error ``grad_error`` (per the caller's count),
     so the numerator is off by at most ``2 * grad_error``; the norms and the
     division add :math:`\gamma_k R`.
     """
-    return 2.0 * float(grad_error) / float(dtheta_norm) + gamma(k) * abs(float(ratio))
+    return 2.0 * float(grad_error) / float(dtheta_norm) + gamma(k, dtype) * abs(float(ratio))

@@ -833,11 +833,12 @@ def train(
     nan_first = [math.nan] + rec["near"] if linear_kind else [math.nan] * (steps + 1)
     ratios, dts = np.asarray(rec["ratio"]), np.asarray(rec["dt"])
     if linear_kind:
-        # float64 error of each R_t: both gradients' error bounds (advlip.linear), then the
-        # norms and the division (advlip.tolerance.ratio_error)
+        # rounding error of each R_t: both gradients' error bounds (advlip.linear), then the
+        # norms and the division (advlip.tolerance.ratio_error) in the dtype used
+        work = tolerance.working_dtype(flats, X)
         eg = np.asarray(_grad_errors(jnp.asarray(np.stack(flats)), X, y, eps, spec=spec))
         errors = [
-            tolerance.ratio_error((eg[t] + eg[t + 1]) / 2.0, dts[t], ratios[t])
+            tolerance.ratio_error((eg[t] + eg[t + 1]) / 2.0, dts[t], ratios[t], dtype=work)
             if math.isfinite(ratios[t])
             else math.nan
             for t in range(steps)
@@ -917,7 +918,8 @@ def _checkpoint(
         P = total.shape[0]
         # eigvalsh is backward stable: the error is γ_{P²}·‖H‖_F plus the formula's own
         # rounding (k ≈ 4d + n ops per entry on terms bounded by |H|)
-        err = tolerance.gamma(P * P + 4 * P + problem.X.shape[0]) * float(
+        work = tolerance.working_dtype(theta, problem.X)
+        err = tolerance.gamma(P * P + 4 * P + problem.X.shape[0], work) * float(
             np.linalg.norm(np.asarray(total)) + np.linalg.norm(np.asarray(naive))
         )
         ck["clean"].append(float(clean))

@@ -1,5 +1,9 @@
 """Strict test environment: float64, and Hypothesis profiles chosen by environment.
 
+The suite verifies in float64, so it turns JAX's float64 mode on itself (importing
+advlip changes no JAX setting; tests/test_doctests.py runs the docstring examples
+without this switch and without the XLA flag below, as a user gets them).
+
 Profiles:
   * ``ci`` — derandomized and bounded, selected automatically when ``CI=true``;
   * ``dev`` — the default locally: random, moderate;
@@ -25,7 +29,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-import advlip  # noqa: E402,F401  (float64 on, as a user gets it)
+import advlip  # noqa: E402,F401
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", derandomize=True, max_examples=25, print_blob=True, **_common)

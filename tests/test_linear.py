@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import optax.projections
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advlip import linear, norms, strategies
@@ -630,3 +630,35 @@ def test_jit_matches_eager_and_does_not_recompile():
         assert_close(H, eager_H, 2 * model.hessian())
     assert len(traces) == 2 + 1  # two eager calls, one trace for both jitted calls
     assert jf._cache_size() == 1
+
+
+@settings(max_examples=60)
+@given(
+    prob=strategies.linear_problems(p=st.sampled_from([1.5, 2.0, 3.0, math.inf])),
+    data=st.data(),
+)
+def test_grad_error_bound_follows_the_dtype(prob, data):
+    # The float32 gradient of float32 inputs, against the float64 gradient of the *same*
+    # inputs (the float32 arrays cast up exactly): the difference is pure float32
+    # rounding, so the float32 bound must cover it. A bound computed with float64's unit
+    # roundoff (2^-53) is ~5e8 times too small and fails here.
+    w = data.draw(strategies.weights(prob.d, kind="generic"))
+    as32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    X32, y32, w32 = as32(prob.X), as32(prob.y), as32(w)
+    eps32 = float(as32(prob.eps))
+    p32 = LinearProblem(X=jnp.asarray(X32), y=jnp.asarray(y32), eps=eps32, p=prob.p, loss=prob.loss)
+    p64 = LinearProblem(
+        X=jnp.asarray(X32, dtype=jnp.float64),
+        y=jnp.asarray(y32, jnp.float64),
+        eps=eps32,
+        p=prob.p,
+        loss=prob.loss,
+    )
+    g32 = p32.grad(jnp.asarray(w32))
+    assert g32.dtype == jnp.float32  # advlip computes in the dtype it is given
+    g64 = p64.grad(jnp.asarray(w32, dtype=jnp.float64))
+    bound32 = float(p32.grad_error_bound(jnp.asarray(w32)))
+    bound64 = float(p64.grad_error_bound(jnp.asarray(w32, dtype=jnp.float64)))
+    diff = float(np.linalg.norm(np.asarray(g32, np.float64) - np.asarray(g64)))
+    assert diff <= bound32 + bound64, (diff, bound32, bound64)
+    assert bound32 >= 1e6 * bound64  # the float32 bound uses float32's unit roundoff

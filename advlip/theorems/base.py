@@ -112,10 +112,18 @@ class Result:
     bound: Callable[[], Any] | None = None  # returns a SymPy expression (lazy)
 
     def check(self, config: CheckConfig | None = None) -> CheckResult:
-        """Run the check; the elapsed time and replay command are filled in here."""
+        """Run the check in float64; the elapsed time and replay command are filled in here.
+
+        Every check's tolerance is derived for float64 rounding, so the check runs under
+        ``jax.enable_x64(True)``, scoped to this call: the caller's JAX settings are
+        unchanged afterwards.
+        """
+        import jax
+
         config = config or CheckConfig()
         start = time.perf_counter()
-        result = self.check_fn(config)
+        with jax.enable_x64(True):
+            result = self.check_fn(config)
         result.elapsed_s = time.perf_counter() - start
         result.seed = config.seed
         result.replay = f"advlip verify --only {self.id} --seed {config.seed}" + (
