@@ -16,7 +16,13 @@ error is a smooth function of θ and cancels in gradient differences). Its error
 estimated by Richardson: the same sums on the grid with every other node (step 2h)
 differ from the fine ones by ≈ 3× the error of an O(h²) rule.
 
+The quadrature is a float64 instrument (its weights span many orders of magnitude),
+so turn on JAX's float64 mode before building it; without it JAX warns and computes
+in float32.
+
 Example:
+    >>> import jax
+    >>> jax.config.update("jax_enable_x64", True)
     >>> import jax.numpy as jnp
     >>> from advlip import entropy
     >>> L = lambda th: 0.5 * jnp.sum(th**2)          # F_γ of a quadratic is a quadratic:

@@ -1,0 +1,73 @@
+"""Every docstring example runs as a user would run it.
+
+The rest of the suite runs with the XLA flag ``--xla_backend_optimization_level=0``
+(conftest.py) and with JAX's float64 mode on. A user has neither: XLA's default code
+generation can change the last bits of a result (3.0 vs 2.9999999999999996), and
+without float64 mode JAX computes in float32. So each module's examples run here in a
+fresh interpreter with the flag stripped from ``XLA_FLAGS``, twice: once as JAX starts
+(float32), once with ``JAX_ENABLE_X64=1`` (what the README advises for float64). An
+example passes only if what it prints is what a user sees either way. Examples that
+need float64 say so in their first line (``jax.config.update("jax_enable_x64", True)``).
+"""
+
+from __future__ import annotations
+
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import advlip
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(advlip.__path__, prefix="advlip.")
+    if m.name not in {"advlip.__main__"}
+)
+
+_RUNNER = """
+import doctest, importlib, sys
+mod = importlib.import_module(sys.argv[1])
+res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+print(f"{res.attempted} examples, {res.failed} failed")
+sys.exit(1 if res.failed else 0)
+"""
+
+
+def _user_env(x64: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    flags = [
+        f for f in env.get("XLA_FLAGS", "").split() if "xla_backend_optimization_level" not in f
+    ]
+    if flags:
+        env["XLA_FLAGS"] = " ".join(flags)
+    else:
+        env.pop("XLA_FLAGS", None)
+    env.pop("JAX_ENABLE_X64", None)
+    if x64:
+        env["JAX_ENABLE_X64"] = "1"
+    env["ADVLIP_CACHE_DIR"] = "off"
+    return env
+
+
+def test_every_module_is_listed():
+    # the walk found the package's modules (a broken walk would make this file vacuous)
+    assert {"advlip.attacks", "advlip.falsifier", "advlip.smoothness"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "x64"])
+@pytest.mark.parametrize("module", MODULES)
+def test_doctests_as_a_user_runs_them(module, x64):
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, module],
+        cwd=ROOT,
+        env=_user_env(x64),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"{module}: doctests failed\n{proc.stdout}\n{proc.stderr}"
