@@ -23,10 +23,13 @@ The numerical check compares advlip.linear with a brute-force maximum over the b
 
 import math
 
+import jax
 import numpy as np
 import sympy as sp
 
 from advlip import linear, losses, symbolic, tolerance
+
+jax.config.update("jax_enable_x64", True)  # the numerical check is in float64
 
 PS = [1.0, 1.5, 2.0, 3.0, 6.0, math.inf]
 LOSSES = ["softplus", "exponential", "squared_hinge"]

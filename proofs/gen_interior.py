@@ -29,6 +29,8 @@ import sympy as sp
 
 from advlip import adversarial, symbolic, tolerance
 
+jax.config.update("jax_enable_x64", True)  # the numerical check is in float64
+
 
 def same(a, b) -> bool:
     """Entrywise identity of rational expressions in the functions and their derivatives

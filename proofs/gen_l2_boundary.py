@@ -24,11 +24,14 @@ turns h's derivatives into those of ℓ, and with g = ∇_xℓ = μεn the chart
 KKT formula; solving the bordered system gives the same Dδ*.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
 from advlip import adversarial, linear, models, tolerance
+
+jax.config.update("jax_enable_x64", True)  # the numerical check is in float64
 
 
 def same(a, b) -> bool:

@@ -24,6 +24,7 @@ H_θx e_j, times Δδ_j = ±2ε.
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
@@ -31,6 +32,8 @@ from jax.flatten_util import ravel_pytree
 
 from advlip import adversarial, attacks, models, smoothness, symbolic, tolerance
 from advlip.theorems import general
+
+jax.config.update("jax_enable_x64", True)  # the numerical check is in float64
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ import sympy as sp
 
 from advlip import linear, losses, norms, symbolic, tolerance
 
+jax.config.update("jax_enable_x64", True)  # the numerical check is in float64
+
 
 def main() -> None:
     B = symbolic.bound_symbols()

@@ -26,6 +26,8 @@ import sympy as sp
 
 from advlip import linear, losses, norms, smoothness, symbolic, tolerance
 
+jax.config.update("jax_enable_x64", True)  # the numerical check is in float64
+
 P_HOLDER = [3.0, 4.0, 6.0]
 P_SMOOTH = [1.5, 2.0]
 
