@@ -97,10 +97,20 @@ def check_labels(y: Any, name: str = "y") -> None:
     bad = ~np.isin(arr, (-1, 1))
     if bad.any():
         vals = np.unique(arr[bad])[:5]
-        raise ValueError(
-            f"{name} must hold labels -1 or +1 only, got {vals.tolist()}; "
-            "convert {0, 1} labels with y = 2*y - 1"
-        )
+        classes = np.unique(arr)
+        if set(classes.tolist()) <= {0, 1}:
+            fix = "convert {0, 1} labels with y = 2*y - 1"
+        elif classes.size == 2:
+            fix = (
+                f"map the two classes to -1 and +1, e.g. "
+                f"y = np.where(y == {classes[1].item()!r}, 1.0, -1.0)"
+            )
+        else:
+            fix = (
+                "binary classification takes two classes, labelled -1 and +1; "
+                f"got {classes.size} distinct values"
+            )
+        raise ValueError(f"{name} must hold labels -1 or +1 only, got {vals.tolist()}; {fix}")
 
 
 def check_choice(name: str, value: Any, allowed: Any) -> None:

@@ -9,20 +9,69 @@
     advlip landscape --out DIR [--model linear|mlp|both] [--data NAME] [--eps E]
                      [--quick] [--seed N]
 
-Exit status of ``verify``: 0 when every check holds, 1 when any fails or is
-undetermined; of ``falsify``: 0 when the claim is not refuted, 1 when it is; of
-``experiment`` and ``landscape``: 0 when every claim the figures make holds, 1 when any
-does not. All: 2 on bad arguments or input.
+Exit status, the same scheme for every command:
+
+* **0** — the claim holds: every check of ``verify`` holds; ``falsify`` did not refute
+  the claim; every claim the figures of ``experiment``/``landscape`` make holds.
+* **1** — it does not: a check fails or is undetermined; the claim is refuted (the
+  witness pair is printed); a figure's claim does not hold.
+* **2** — bad input: a flag's value, a data file, an output path. The message names
+  the argument (``argument --seed: ...``) and says what is allowed. Every argument is
+  checked before the run starts, output paths included (``--json`` must be a file in
+  an existing, writable folder; ``--out`` a folder, created if missing), so a bad one
+  costs no run time.
+* **3** — an internal error of advlip (a bug): any exception once the arguments have
+  passed their checks. The traceback is printed on stderr, with the command that
+  replays it; please report it. A traceback never comes with another exit status.
+* **130** — interrupted (Ctrl-C); **141** — the reader of the output went away
+  (``advlip verify --list | head``), as a shell reports SIGPIPE.
+
+The command computes in float64: :func:`main` turns on JAX's float64 mode for its run
+(importing advlip does not) and restores the previous setting when it returns.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+__all__ = [
+    "main",
+    "UsageError",
+    "EXIT_HOLDS",
+    "EXIT_FAILS",
+    "EXIT_USAGE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_BROKEN_PIPE",
+]
+
+EXIT_HOLDS = 0  # holds / not refuted
+EXIT_FAILS = 1  # fails, undetermined / refuted
+EXIT_USAGE = 2  # bad input; the message names the argument
+EXIT_INTERNAL = 3  # a bug in advlip; the traceback is printed
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout closed it
+
+#: The largest seed: every random generator advlip uses takes it (JAX keys, NumPy).
+MAX_SEED = 2**32 - 1
+
+
+class UsageError(ValueError):
+    """Bad input to the command: ``arg`` names the argument (a flag, ``NAME``, a file), and
+    ``message`` says what is wrong and what is allowed. Exit status 2."""
+
+    def __init__(self, arg: str, message: str):
+        super().__init__(f"argument {arg}: {message}")
+        self.arg = arg
+        self.message = message
 
 
 def _progress(msg: str) -> None:
@@ -55,7 +104,6 @@ def _enable_compilation_cache() -> None:
     ``ADVLIP_CACHE_DIR=off`` disables it. It changes no number, only the time.
     """
     import os
-    from pathlib import Path
 
     import jax
 
@@ -70,6 +118,116 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
+# --------------------------------------------------------------------------- argument checks
+# Every command checks all of its arguments before its run starts, and names the flag.
+
+
+@contextlib.contextmanager
+def _bad_input(arg: str) -> Iterator[None]:
+    """Validation of ``arg``: a ValueError, TypeError or OSError (a path the user gave)
+    inside is bad input naming it."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        raise UsageError(arg, f"{err.strerror or err}{where}") from None
+    except (ValueError, TypeError) as err:
+        raise UsageError(arg, str(err)) from None
+
+
+def _real(
+    flag: str, value: Any, *, minimum: float | None = None, strict: bool = False, what: str = ""
+) -> float:
+    """``value`` as a finite float above ``minimum`` (``strict``: not equal to it)."""
+    v = float(value)
+    ok = math.isfinite(v)
+    if ok and minimum is not None:
+        ok = v > minimum if strict else v >= minimum
+    if not ok:
+        allowed = "a finite real number"
+        if minimum is not None:
+            allowed += f" {'>' if strict else '>='} {minimum:g}"
+        raise UsageError(
+            flag, f"{flag.lstrip('-')}={value!r} is not allowed; allowed: {allowed}{what}"
+        )
+    return v
+
+
+def _seed(value: int) -> int:
+    if not 0 <= value <= MAX_SEED:
+        raise UsageError(
+            "--seed",
+            f"seed={value!r} is not allowed; allowed: an integer 0 <= seed <= {MAX_SEED} (2**32 - 1)",
+        )
+    return value
+
+
+def _json_path(flag: str, path: str) -> None:
+    """``path`` can be written as a file: not a folder, in an existing writable folder."""
+    with _bad_input(flag):
+        _check_json_path(flag, path)
+
+
+def _check_json_path(flag: str, path: str) -> None:
+    import tempfile
+
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(flag, f"{path} is a folder; give a file path, e.g. {p / 'results.json'}")
+    parent = p.parent
+    if not parent.exists():
+        raise UsageError(
+            flag,
+            f"the folder {parent} of {path} does not exist; create it first "
+            f"(mkdir -p {shlex.quote(str(parent))}) or give a path in an existing folder",
+        )
+    if not parent.is_dir():
+        raise UsageError(flag, f"{parent} is a file, not a folder; {path} cannot be written")
+    try:
+        if p.exists():
+            with open(p, "a"):  # opens for writing, changes nothing
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+    except OSError as err:
+        raise UsageError(
+            flag, f"cannot write {path} ({err.strerror}); give a writable path"
+        ) from None
+
+
+def _out_dir(flag: str, path: str) -> None:
+    """``path`` is, or can be created as, a writable folder (nothing is created here)."""
+    with _bad_input(flag):
+        _check_out_dir(flag, path)
+
+
+def _check_out_dir(flag: str, path: str) -> None:
+    import tempfile
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(flag, f"{path} exists and is a file; give a directory")
+    existing = p
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(flag, f"{path} cannot be created: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        where = "written" if existing == p else f"created in {existing}"
+        raise UsageError(
+            flag, f"{path} cannot be {where} ({err.strerror}); give a writable directory"
+        ) from None
+
+
+# --------------------------------------------------------------------------- commands
+
+
 def _verify(args: argparse.Namespace) -> int:
     from advlip import report, theorems
 
@@ -77,18 +235,23 @@ def _verify(args: argparse.Namespace) -> int:
     if args.list:
         for res in registry:
             print(f"{res.id:<18} {res.kind:<16} {res.title}")
-        return 0
+        return EXIT_HOLDS
+    seed = _seed(args.seed)
     if args.only:
         known = {r.id for r in registry}
         unknown = [i for i in args.only if i not in known]
         if unknown:
-            _progress(f"advlip verify: unknown id(s) {unknown}; allowed: {sorted(known)}")
-            return 2
+            raise UsageError(
+                "--only",
+                f"unknown id(s) {unknown}; allowed: {sorted(known)} (advlip verify --list)",
+            )
         registry = [r for r in registry if r.id in args.only]
+    if args.json:
+        _json_path("--json", args.json)
 
-    config = theorems.CheckConfig(seed=args.seed, quick=args.quick)
+    config = theorems.CheckConfig(seed=seed, quick=args.quick)
     size = "quick" if args.quick else "full"
-    _progress(f"advlip verify: {len(registry)} checks, {size} size, seed {args.seed} (float64)")
+    _progress(f"advlip verify: {len(registry)} checks, {size} size, seed {seed} (float64)")
     results = []
     start = time.perf_counter()
     for i, res in enumerate(registry, 1):
@@ -106,15 +269,42 @@ def _verify(args: argparse.Namespace) -> int:
     print()
     print(
         f"{counts['holds']} hold, {counts['fails']} fail, {counts['undetermined']} undetermined "
-        f"in {total:.1f} s. Replay: advlip verify --seed {args.seed}"
+        f"in {total:.1f} s. Replay: advlip verify --seed {seed}"
         + (" --quick" if args.quick else "")
     )
     if args.json:
         report.write_json(
-            args.json, report.to_json(results, seed=args.seed, quick=args.quick, registry=registry)
+            args.json, report.to_json(results, seed=seed, quick=args.quick, registry=registry)
         )
         _progress(f"wrote {args.json}")
-    return 0 if counts["holds"] == len(results) else 1
+    return EXIT_HOLDS if counts["holds"] == len(results) else EXIT_FAILS
+
+
+def _region(args: argparse.Namespace, dim: int):
+    import numpy as np
+
+    from advlip import regions
+
+    given = {"--min-norm": args.min_norm, "--ball": args.ball, "--box": args.box}
+    chosen = [flag for flag, value in given.items() if value is not None]
+    if len(chosen) > 1:
+        raise UsageError(
+            ", ".join(chosen), f"give one region, not {len(chosen)}: --min-norm, --ball or --box"
+        )
+    if args.ball is not None:
+        r = _real("--ball", args.ball, minimum=0.0, strict=True, what=" (the radius)")
+        with _bad_input("--ball"):
+            return regions.Ball(np.zeros(dim), r)
+    if args.box is not None:
+        low, high = (_real("--box", v, what=" (LOW and HIGH)") for v in args.box)
+        if not low < high:
+            raise UsageError("--box", f"LOW={low!r} must be < HIGH={high!r}")
+        with _bad_input("--box"):
+            return regions.Box(np.full(dim, low), np.full(dim, high))
+    r = 1.0 if args.min_norm is None else args.min_norm
+    r = _real("--min-norm", r, minimum=0.0, strict=True, what=" (the radius)")
+    with _bad_input("--min-norm"):
+        return regions.NormAtLeast(r, dim)
 
 
 def _falsify(args: argparse.Namespace) -> int:
@@ -122,35 +312,40 @@ def _falsify(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from advlip import data, falsifier, regions, report
+    from advlip import data, falsifier, report
+    from advlip._validate import check_p
     from advlip.linear import LinearProblem
+    from advlip.losses import get_loss
 
-    X, y = data.load(args.data, seed=args.seed)
-    prob = LinearProblem(X=X, y=y, eps=args.eps, p=args.p, loss=args.loss, fit_bias=args.bias)
-    dim = prob.dim
-    chosen = [a for a in ("min_norm", "ball", "box") if getattr(args, a) is not None]
-    if len(chosen) > 1:
-        raise ValueError(f"give one region, not {len(chosen)}: --min-norm, --ball or --box")
-    if args.ball is not None:
-        region = regions.Ball(np.zeros(dim), args.ball)
-    elif args.box is not None:
-        region = regions.Box(np.full(dim, args.box[0]), np.full(dim, args.box[1]))
-    else:
-        region = regions.NormAtLeast(args.min_norm if args.min_norm is not None else 1.0, dim)
+    # every argument, before the search starts
+    with _bad_input("--p"):
+        p = check_p(args.p)
+    eps = _real("--eps", args.eps, minimum=0.0)
+    beta = _real("--beta", args.beta, minimum=0.0, strict=True)
+    alpha = _real("--alpha", args.alpha, minimum=0.0)
+    if args.budget < 100:
+        raise UsageError(
+            "--budget", f"budget={args.budget!r} is not allowed; allowed: an integer >= 100"
+        )
+    seed = _seed(args.seed)
+    with _bad_input("--loss"):
+        get_loss(args.loss)
+    with _bad_input("--data"):
+        X, y = data.load(args.data, seed=seed)
+        prob = LinearProblem(X=X, y=y, eps=eps, p=p, loss=args.loss, fit_bias=args.bias)
+    region = _region(args, prob.dim)
+    if args.json:
+        _json_path("--json", args.json)
+
     _progress(
-        f"advlip falsify: claim ‖Δ∇L‖ ≤ {args.beta:g}‖Δθ‖"
-        + (f" + {args.alpha:g}" if args.alpha else "")
-        + f" for the p={args.p} adversarial {args.loss} loss (ε={args.eps:g}) of a linear model "
+        f"advlip falsify: claim ‖Δ∇L‖ ≤ {beta:g}‖Δθ‖"
+        + (f" + {alpha:g}" if alpha else "")
+        + f" for the p={args.p} adversarial {args.loss} loss (ε={eps:g}) of a linear model "
         f"on {args.data} (n={X.shape[0]}, d={X.shape[1]}{', bias' if args.bias else ''}), "
-        f"region {region.describe()}; budget {args.budget}, seed {args.seed}"
+        f"region {region.describe()}; budget {args.budget}, seed {seed}"
     )
     verdict = falsifier.falsify_smoothness(
-        prob.grad,
-        beta=args.beta,
-        alpha=args.alpha,
-        region=region,
-        budget=args.budget,
-        seed=args.seed,
+        prob.grad, beta=beta, alpha=alpha, region=region, budget=args.budget, seed=seed
     )
     rows = [
         ("claim", verdict.claim),
@@ -176,14 +371,14 @@ def _falsify(args: argparse.Namespace) -> int:
             "command": "falsify",
             "data": args.data,
             "p": args.p,
-            "eps": args.eps,
+            "eps": eps,
             "loss": args.loss,
             "bias": args.bias,
             **verdict.to_dict(),
         }
         report.write_json(args.json, json.loads(json.dumps(doc, default=float)))
         _progress(f"wrote {args.json}")
-    return 1 if verdict.refuted else 0
+    return EXIT_FAILS if verdict.refuted else EXIT_HOLDS
 
 
 def _print_experiment(doc: dict, out: str) -> int:
@@ -196,7 +391,20 @@ def _print_experiment(doc: dict, out: str) -> int:
     for png in doc["pngs"]:
         print(f"picture: {png}")
     print(f"replay: {doc['replay']}")
-    return 0 if held == len(claims) else 1
+    return EXIT_HOLDS if held == len(claims) else EXIT_FAILS
+
+
+def _experiment_data(experiments, name: str, value: str | None) -> None:
+    """``--data`` names a bundled dataset, and experiment ``name`` takes one."""
+    if value is None:
+        return
+    takes = [n for n, e in experiments._REGISTRY.items() if "data" in e.options]
+    if name not in takes:
+        raise UsageError(
+            "--data", f"experiment {name!r} takes no --data; the ones that do: {', '.join(takes)}"
+        )
+    with _bad_input("--data"):
+        experiments._dataset(value)
 
 
 def _experiment(args: argparse.Namespace) -> int:
@@ -205,15 +413,20 @@ def _experiment(args: argparse.Namespace) -> int:
     if args.list:
         for name, summary in experiments.describe().items():
             print(f"{name:<20} {summary}")
-        return 0
-    if not args.name or not args.out:
-        _progress("advlip experiment: give NAME and --out DIR (or --list)")
-        return 2
-    if args.quick:
-        _fast_compile()  # quick runs are mostly compilation; must precede JAX's backend
+        return EXIT_HOLDS
+    allowed = ", ".join(experiments.names())
+    if not args.name:
+        raise UsageError("NAME", f"give an experiment name (one of: {allowed}), or --list")
+    if args.name not in experiments.names():
+        raise UsageError("NAME", f"{args.name!r} is not an experiment; allowed: {allowed}")
+    if not args.out:
+        raise UsageError("--out", "give the output folder: --out DIR")
+    seed = _seed(args.seed)
+    _experiment_data(experiments, args.name, args.data)
+    _out_dir("--out", args.out)
     options = {"data": args.data} if args.data else {}
     doc = experiments.run(
-        args.name, out_dir=args.out, quick=args.quick, seed=args.seed, progress=_progress, **options
+        args.name, out_dir=args.out, quick=args.quick, seed=seed, progress=_progress, **options
     )
     return _print_experiment(doc, args.out)
 
@@ -221,18 +434,32 @@ def _experiment(args: argparse.Namespace) -> int:
 def _landscape(args: argparse.Namespace) -> int:
     from advlip import experiments
 
-    if args.quick:
-        _fast_compile()
+    seed = _seed(args.seed)
+    if args.eps is not None:
+        _real("--eps", args.eps, minimum=0.0, strict=True, what=" (the L2 budget)")
+    _experiment_data(experiments, "landscape", args.data)
+    _out_dir("--out", args.out)
     options = {"model": args.model, "data": args.data, "eps": args.eps}
     doc = experiments.run(
         "landscape",
         out_dir=args.out,
         quick=args.quick,
-        seed=args.seed,
+        seed=seed,
         progress=_progress,
         **{k: v for k, v in options.items() if v is not None},
     )
     return _print_experiment(doc, args.out)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _exit_status(holds: str, fails: str) -> str:
+    return (
+        f"Exit status: 0 {holds}; 1 {fails}; 2 bad input (the message names the argument; "
+        "every argument is checked before the run starts); 3 internal error of advlip "
+        "(a bug: the traceback is printed; please report it)."
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -241,18 +468,32 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="advlip",
         description="Check how smooth the loss of adversarial training is (Kanai et al. 2021).",
+        epilog=(
+            "Exit status of every command: 0 holds / not refuted; 1 fails / refuted; "
+            "2 bad input (the message names the argument); 3 internal error of advlip "
+            "(a bug: the traceback is printed; please report it); 130 interrupted; "
+            "141 the output pipe was closed."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"advlip {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    seed_help = f"seed of every random draw, 0 <= N <= {MAX_SEED} (default 0)"
     v = sub.add_parser(
         "verify",
         help="run every registered check of SPEC's results",
-        description="Run the built-in checks of every registered result and print a table.",
+        description=(
+            "Run the built-in checks of every registered result and print a table. "
+            + _exit_status("every check holds", "a check fails or is undetermined")
+        ),
     )
     v.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 cores")
-    v.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    v.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    v.add_argument("--seed", type=int, default=0, metavar="N", help=seed_help)
+    v.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the results as JSON to PATH (its folder must exist)",
+    )
     v.add_argument("--only", nargs="+", metavar="ID", help="run only these result ids")
     v.add_argument("--list", action="store_true", help="list the result ids and exit")
     v.add_argument("--bounds", action="store_true", help="print every bound as SymPy renders it")
@@ -263,31 +504,43 @@ def _parser() -> argparse.ArgumentParser:
         help="try to refute a smoothness claim about a linear model's adversarial loss",
         description=(
             "Try hard to refute ‖∇L(θ1) − ∇L(θ2)‖ ≤ β‖θ1 − θ2‖ + α on a region, for the "
-            "closed-form adversarial loss of a linear model. Exit 0: not refuted; 1: refuted "
-            "(the witness pair is printed); 2: bad input."
+            "closed-form adversarial loss of a linear model. "
+            + _exit_status(
+                "the claim is not refuted", "it is refuted (the witness pair is printed)"
+            )
         ),
     )
     f.add_argument("--p", required=True, help="attack norm: 1 <= p <= inf (e.g. 2, inf)")
-    f.add_argument("--eps", type=float, required=True, help="attack radius ε >= 0")
-    f.add_argument("--beta", type=float, required=True, help="the claimed constant β > 0")
+    f.add_argument("--eps", type=float, required=True, help="attack radius ε >= 0 (finite)")
+    f.add_argument("--beta", type=float, required=True, help="the claimed constant β > 0 (finite)")
     f.add_argument("--alpha", type=float, default=0.0, help="additive term α >= 0 (default 0)")
     f.add_argument(
         "--data",
         default="synthetic",
-        help="synthetic, breast-cancer, digits-A-B, or a .npz (X, y) / .csv (label last) path",
+        help=(
+            "synthetic, breast-cancer, digits-A-B, a .npz file (arrays X (n, d) and y (n,)), or "
+            "a .csv/.tsv/.txt file: one example per row, the label -1/+1 in the LAST column, "
+            "separated by commas, semicolons, tabs or spaces"
+        ),
     )
     f.add_argument("--loss", default="softplus", help="softplus, exponential or squared_hinge")
     f.add_argument("--bias", action="store_true", help="the bias is a parameter too")
     f.add_argument(
-        "--min-norm", type=float, metavar="R", help="region ‖θ‖ ≥ R (the default, R = 1)"
+        "--min-norm", type=float, metavar="R", help="region ‖θ‖ ≥ R > 0 (the default, R = 1)"
     )
-    f.add_argument("--ball", type=float, metavar="R", help="region ‖θ‖ ≤ R")
+    f.add_argument("--ball", type=float, metavar="R", help="region ‖θ‖ ≤ R, R > 0")
     f.add_argument(
         "--box", type=float, nargs=2, metavar=("LOW", "HIGH"), help="region LOW ≤ θ_i ≤ HIGH"
     )
-    f.add_argument("--budget", type=int, default=4000, help="gradient evaluations (default 4000)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
-    f.add_argument("--json", metavar="PATH", help="also write the verdict as JSON to PATH")
+    f.add_argument(
+        "--budget", type=int, default=4000, help="gradient evaluations, >= 100 (default 4000)"
+    )
+    f.add_argument("--seed", type=int, default=0, metavar="N", help=seed_help)
+    f.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the verdict as JSON to PATH (its folder must exist)",
+    )
     f.set_defaults(func=_falsify)
 
     e = sub.add_parser(
@@ -296,14 +549,14 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Run a named experiment (adversarial training L2 vs L∞, EntropySGD, flatness, the "
             "LIN-LP phase diagram, loss landscapes); write DIR/NAME.json with every plotted "
-            "number and the PNGs beside it. Exit 0: every claim holds; 1: one does not; "
-            "2: bad input."
+            "number and the PNGs beside it. "
+            + _exit_status("every claim the figures make holds", "one does not")
         ),
     )
     e.add_argument("name", nargs="?", metavar="NAME", help="experiment name (see --list)")
     e.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
     e.add_argument("--quick", action="store_true", help="small sizes: seconds, for tests")
-    e.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    e.add_argument("--seed", type=int, default=0, metavar="N", help=seed_help)
     e.add_argument("--data", help="dataset: breast-cancer or digits-A-B (e.g. digits-3-8)")
     e.add_argument("--list", action="store_true", help="list the experiments and exit")
     e.set_defaults(func=_experiment)
@@ -313,29 +566,77 @@ def _parser() -> argparse.ArgumentParser:
         help="1-D and 2-D slices of the adversarial loss, L2 beside L∞ (JSON + PNG)",
         description=(
             "Train a linear model and/or a small MLP under L2 and under L∞ (matched budgets) and "
-            "draw slices of their adversarial losses; write DIR/landscape.json and PNGs."
+            "draw slices of their adversarial losses; write DIR/landscape.json and PNGs. "
+            + _exit_status("every claim the figures make holds", "one does not")
         ),
     )
     s.add_argument("--out", metavar="DIR", required=True, help="output folder (created if missing)")
     s.add_argument("--model", choices=("linear", "mlp", "both"), help="which model (default both)")
     s.add_argument("--data", help="dataset: breast-cancer or digits-A-B (e.g. digits-3-8)")
-    s.add_argument("--eps", type=float, help="L2 budget ε₂ (L∞ gets ε₂/√d)")
+    s.add_argument("--eps", type=float, help="L2 budget ε₂ > 0 (L∞ gets ε₂/√d)")
     s.add_argument("--quick", action="store_true", help="small sizes: seconds, for tests")
-    s.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    s.add_argument("--seed", type=int, default=0, metavar="N", help=seed_help)
     s.set_defaults(func=_landscape)
     return parser
 
 
+def _internal_error(command: str, argv: Sequence[str]) -> None:
+    """The traceback of the exception being handled, and what to do with it."""
+    import traceback
+
+    from advlip import __version__
+
+    traceback.print_exc(file=sys.stderr)
+    _progress(
+        f"advlip {command}: internal error: this is a bug in advlip {__version__}, not a "
+        "problem with your input. Please report it to the advlip developers with the "
+        "traceback above and the command that replays it:\n"
+        f"    {shlex.join(['advlip', *argv])}"
+    )
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush into the closed
+    pipe raises nothing (Python's documented recipe for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``advlip`` command; returns the exit status (see the module docstring).
+
+    Argument syntax errors are argparse's: it prints usage and raises ``SystemExit(2)``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    if args.command == "verify":
-        _fast_compile()
+    if args.command == "verify" or (args.command in ("experiment", "landscape") and args.quick):
+        _fast_compile()  # quick runs are mostly compilation; must precede JAX's backend
+    import jax
+
+    x64_before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)  # the command verifies in float64
     _enable_compilation_cache()
     try:
         return args.func(args)
-    except ValueError as err:
+    except UsageError as err:  # raised while the arguments are checked, before the run
         _progress(f"advlip {args.command}: error: {err}")
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _progress(f"advlip {args.command}: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout left (advlip verify --list | head)
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception:  # every argument was checked: an error in the run is advlip's
+        _internal_error(args.command, argv)
+        return EXIT_INTERNAL
+    finally:  # called in-process (tests, a notebook): leave the caller's setting as it was
+        jax.config.update("jax_enable_x64", x64_before)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -121,53 +121,72 @@ def run(
     (``landscape``: ``model`` ∈ {linear, mlp, both}, ``data``, ``eps``; the training
     experiments: ``data``).
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"experiment {name!r} is not known; allowed: {', '.join(names())}")
-    exp = _REGISTRY[name]
-    unknown = sorted(set(options) - set(exp.options))
-    if unknown:
-        raise ValueError(
-            f"experiment {name!r} takes no option(s) {unknown}; "
-            f"allowed: {list(exp.options) or 'none'}"
+    with jax.enable_x64(True):  # experiments verify in float64; scoped to this run
+        if name not in _REGISTRY:
+            raise ValueError(f"experiment {name!r} is not known; allowed: {', '.join(names())}")
+        exp = _REGISTRY[name]
+        unknown = sorted(set(options) - set(exp.options))
+        if unknown:
+            raise ValueError(
+                f"experiment {name!r} takes no option(s) {unknown}; "
+                f"allowed: {list(exp.options) or 'none'}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise ValueError(f"seed={seed!r} is not allowed; allowed: an integer")
+        out = _output_dir(out_dir)
+        progress = progress or (lambda msg: None)
+        ctx = _Ctx(
+            name,
+            out,
+            bool(quick),
+            int(seed),
+            progress,
+            {k: v for k, v in options.items() if v is not None},
         )
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ValueError(f"seed={seed!r} is not allowed; allowed: an integer")
+        size = "quick" if quick else "full"
+        progress(f"advlip experiment {name}: {size} size, seed {seed} (float64)")
+        start = time.perf_counter()
+        body = exp.fn(ctx)
+        replay = _replay(name, out, ctx)
+        doc = {
+            "experiment": name,
+            "summary": exp.summary,
+            "seed": int(seed),
+            "quick": bool(quick),
+            "options": ctx.options,
+            "replay": replay,
+            **body,
+        }
+        doc["pngs"] = [str(p) for p in body.get("pngs", [])]
+        doc = training.json_safe(doc)
+        path = out / f"{name}.json"
+        path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        claims = doc.get("claims", [])
+        held = sum(bool(c.get("holds")) for c in claims)
+        progress(
+            f"advlip experiment {name}: {held}/{len(claims)} claims hold; wrote {path} and "
+            f"{len(doc['pngs'])} PNG(s) in {time.perf_counter() - start:.1f} s"
+        )
+        return doc
+
+
+def _output_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` as a writable folder, created if missing; a ValueError naming it if not."""
+    import tempfile
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    progress = progress or (lambda msg: None)
-    ctx = _Ctx(
-        name,
-        out,
-        bool(quick),
-        int(seed),
-        progress,
-        {k: v for k, v in options.items() if v is not None},
-    )
-    size = "quick" if quick else "full"
-    progress(f"advlip experiment {name}: {size} size, seed {seed} (float64)")
-    start = time.perf_counter()
-    body = exp.fn(ctx)
-    replay = _replay(name, out, ctx)
-    doc = {
-        "experiment": name,
-        "summary": exp.summary,
-        "seed": int(seed),
-        "quick": bool(quick),
-        "options": ctx.options,
-        "replay": replay,
-        **body,
-    }
-    doc["pngs"] = [str(p) for p in body.get("pngs", [])]
-    doc = training.json_safe(doc)
-    path = out / f"{name}.json"
-    path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-    claims = doc.get("claims", [])
-    held = sum(bool(c.get("holds")) for c in claims)
-    progress(
-        f"advlip experiment {name}: {held}/{len(claims)} claims hold; wrote {path} and "
-        f"{len(doc['pngs'])} PNG(s) in {time.perf_counter() - start:.1f} s"
-    )
-    return doc
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir={str(out_dir)!r} exists and is a file; give a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"out_dir={str(out_dir)!r} cannot be created or written ({err.strerror}); "
+            "give a writable directory"
+        ) from None
+    return out
 
 
 def _replay(name: str, out: Path, ctx: _Ctx) -> str:

@@ -342,7 +342,21 @@ class LinearProblem:
         """:math:`\\max_i \\|x_i\\|_2`, the data constant of the bounds (a JAX scalar)."""
         return jnp.max(jnp.linalg.norm(self.X, axis=1))
 
+    def _check_theta(self, theta: Any) -> None:
+        """``theta`` has shape ``(dim,)`` (a static check: it also runs under jit/vmap)."""
+        if not hasattr(self.X, "shape"):  # unflattened with placeholder leaves
+            return
+        shape = np.shape(theta)
+        if shape != (self.dim,):
+            what = f"the {self.d} weights" + (" and the bias" if self.fit_bias else "")
+            got = f"length {shape[0]}" if len(shape) == 1 else f"shape {shape}"
+            raise ValueError(
+                f"theta must have length {self.dim} ({what}; shape ({self.dim},)), got {got}"
+            )
+
     def split(self, theta: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(w, b)`` from ``theta``; a ``theta`` of the wrong length raises a ValueError."""
+        self._check_theta(theta)
         if self.fit_bias:
             return theta[: self.d], theta[self.d]
         return theta, jnp.asarray(self.b, dtype=theta.dtype)

@@ -6,6 +6,7 @@ Nothing here computes; it only formats :class:`advlip.theorems.CheckResult` obje
 from __future__ import annotations
 
 import json
+import math
 import platform
 import textwrap
 from collections.abc import Sequence
@@ -95,7 +96,20 @@ def to_json(
     }
 
 
+def _strict(x: Any) -> Any:
+    """``x`` with non-finite floats as the strings ``"nan"``, ``"inf"``, ``"-inf"``."""
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_strict(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
 def write_json(path: str | Path, document: dict[str, Any]) -> None:
+    """Write ``document`` as strict JSON (a non-finite float becomes ``"nan"``/``"inf"``:
+    JSON has no such numbers, and a verdict can hold one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(_strict(document), indent=2, allow_nan=False) + "\n")

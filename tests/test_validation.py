@@ -215,3 +215,53 @@ def test_no_attack_is_always_differentiable(w, p):
 def test_adversarial_hessian_refuses_kinks(w, p):
     with pytest.raises(NonDifferentiableError):
         linear.adversarial_hessian(w, X, Y, eps=0.1, p=p)
+
+
+# --------------------------------------------------------------------------- LinearProblem θ
+
+
+@pytest.mark.parametrize("fit_bias", [False, True], ids=["weights", "weights+bias"])
+@pytest.mark.parametrize("method", ["grad", "loss_value", "hessian", "margins", "grad_error_bound"])
+def test_linear_problem_names_a_wrong_length_theta(method, fit_bias):
+    # was a raw XLA shape error from inside the matrix product
+    prob = LinearProblem(X=X, y=Y, eps=0.1, p=2.0, fit_bias=fit_bias)
+    dim = 3 + fit_bias
+    getattr(prob, method)(np.ones(dim))  # the right length works
+    for wrong in (np.ones(dim - 1), np.ones(dim + 1)):
+        with pytest.raises(
+            ValueError, match=rf"^theta must have length {dim} .* got length {wrong.size}$"
+        ):
+            getattr(prob, method)(wrong)
+    with pytest.raises(
+        ValueError, match=rf"theta must have length {dim} .* got shape \(2, {dim}\)"
+    ):
+        getattr(prob, method)(np.ones((2, dim)))
+
+
+def test_linear_problem_theta_check_runs_under_jit():
+    import jax
+
+    prob = LinearProblem(X=X, y=Y, eps=0.1, p=2.0)
+    with pytest.raises(ValueError, match=r"theta must have length 3 .* got length 2"):
+        jax.jit(LinearProblem.grad)(prob, np.ones(2))
+
+
+@pytest.mark.parametrize(
+    ("y", "fix"),
+    [
+        (np.array([0.0, 1.0]), r"convert \{0, 1\} labels with y = 2\*y - 1"),
+        (np.array([False, True]), r"convert \{0, 1\} labels with y = 2\*y - 1"),
+        (
+            np.array([1.0, 2.0]),
+            r"map the two classes to -1 and \+1, e.g\. y = np\.where\(y == 2\.0",
+        ),
+        (
+            np.array([0.0, 1.0, 2.0]),
+            r"binary classification takes two classes, labelled -1 and \+1; got 3 distinct values",
+        ),
+    ],
+    ids=["0/1", "bool", "1/2", "three-classes"],
+)
+def test_label_errors_suggest_the_fix_that_fits(y, fix):
+    with pytest.raises(ValueError, match=r"^y must hold labels -1 or \+1 only, got .*; " + fix):
+        linear.adversarial_loss(W, np.ones((y.size, 3)), y, eps=0.1, p=2)
