@@ -394,7 +394,8 @@ class LinearProblem:
         :math:`|x_i|\cdot|w| + |b| + \varepsilon\|w\|_q`; its error moves :math:`\ell'`
         by at most :math:`\ell''_{\sup}\,\delta m`. The mean over n rows of
         :math:`\ell'(\tilde m_i)(y_i x_i - \varepsilon u)` adds :math:`\gamma_{n+4}` times the
-        sum of the absolute terms, per component.
+        sum of the absolute terms, per component, and each operation may add one
+        underflow (:func:`advlip.tolerance.underflow`).
         """
         from advlip import tolerance
 
@@ -412,7 +413,13 @@ class LinearProblem:
         err_w = tolerance.gamma(self.X.shape[0] + 4, work) * terms + jnp.mean(
             (d2 * dm)[:, None] * xu, axis=0
         )
-        err = jnp.linalg.norm(err_w)
+        # underflow: each of the k ≈ 2d + n + 8 operations behind a component can add
+        # one smallest-normal (products like ε·u·ℓ' with a tiny ε flush to zero)
+        err_w = err_w + (2 * self.d + self.X.shape[0] + 8) * tolerance.underflow(work)
+        # ‖err_w‖ scaled by its largest entry: a plain norm squares entries near the
+        # underflow threshold (float32: 1e-38² = 0) and would report a zero bound
+        top = jnp.max(err_w)
+        err = top * jnp.linalg.norm(err_w / jnp.where(top > 0, top, 1.0))
         if self.fit_bias:
             err = (
                 err + tolerance.gamma(self.X.shape[0] + 4, work) * jnp.mean(d1) + jnp.mean(d2 * dm)

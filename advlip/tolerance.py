@@ -35,6 +35,7 @@ __all__ = [
     "unit_roundoff",
     "working_dtype",
     "gamma",
+    "underflow",
     "sum_error",
     "ratio_error",
 ]
@@ -93,6 +94,19 @@ def gamma(k: int, dtype: Any = np.float64) -> float:
             "jax.tree.map(lambda a: a.astype(jnp.float64), params))"
         )
     return ku / (1.0 - ku)
+
+
+def underflow(dtype: Any = np.float64) -> float:
+    r"""Absolute error one operation can add by underflow: the smallest normal number of ``dtype``.
+
+    The relative model :math:`\gamma_k` assumes no underflow; with it, each operation also
+    carries an absolute error :math:`\eta` (Higham §2.1). XLA flushes subnormal results to
+    zero on CPU and GPU, so :math:`|\eta|` is bounded by the smallest *normal* number
+    (``finfo.tiny``: 2.2e-308 for float64, 1.2e-38 for float32), not the smallest subnormal.
+    It matters only for quantities near that size, e.g. a gradient scaled by a tiny ε.
+    """
+    unit_roundoff(dtype)  # validates the dtype
+    return float(jax.numpy.finfo(np.dtype(dtype)).tiny)
 
 
 def sum_error(k: int, abs_terms: float, dtype: Any = np.float64) -> float:
