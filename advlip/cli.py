@@ -271,6 +271,7 @@ def _verify(args: argparse.Namespace) -> int:
         f"{counts['holds']} hold, {counts['fails']} fail, {counts['undetermined']} undetermined "
         f"in {total:.1f} s. Replay: advlip verify --seed {seed}"
         + (" --quick" if args.quick else "")
+        + (" --only " + " ".join(args.only) if args.only else "")
     )
     if args.json:
         report.write_json(

@@ -16,6 +16,7 @@ def test_verify_only_one_check_writes_json(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0
     assert "LIN-L1" in out and "holds" in out and "1 hold, 0 fail" in out
+    assert "Replay: advlip verify --seed 0 --quick --only LIN-L1" in out  # replays this run
     assert "[1/1] LIN-L1" in err  # progress goes to stderr
     doc = json.loads(path.read_text())
     assert [r["id"] for r in doc["results"]] == ["LIN-L1"]
