@@ -25,24 +25,36 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from advlip import tolerance
 from advlip._validate import check_finite, check_positive_int
 
 __all__ = ["Region", "Ball", "NormAtLeast", "Box"]
 
 
 class Region:
-    """Base class: ``dim``, ``sample(rng, n)``, ``project(θ)``, ``contains(θ)``, ``describe()``."""
+    """Base class: ``dim``, ``sample(rng, n)``, ``project(θ)``, ``contains(θ)``, ``describe()``.
+
+    Every method is O(n·dim) in time and memory (never dim²): regions of 10⁶ parameters
+    are as cheap as the vectors themselves.
+    """
 
     dim: int
     unravel: Any = None  # flat vector -> pytree, when the region was built from a pytree
+    dtype: Any = None  # the parameters' dtype, when known (a pytree's); None: JAX's default
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
 
     def project(self, theta: jax.Array) -> jax.Array:
+        """The nearest point of the region (JAX-traceable; returns θ's dtype)."""
         raise NotImplementedError
 
-    def contains(self, theta: Any, *, rtol: float = 1e-12) -> bool:
+    def contains(self, theta: Any, *, rtol: float | None = None) -> bool:
+        """Whether ``theta`` is in the region, up to a relative rounding error ``rtol``.
+
+        By default (``rtol=None``) the rounding of :meth:`project` in ``theta``'s own
+        dtype: a float32 point is judged by float32 rounding, a float64 one by float64.
+        """
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -54,6 +66,24 @@ class Region:
         raise NotImplementedError
 
 
+def _point(theta: Any) -> tuple[np.ndarray, np.dtype]:
+    """θ as a float64 vector, and the dtype it was stored in (float64 unless floating)."""
+    dt = getattr(theta, "dtype", None)
+    dt = np.dtype(dt) if dt is not None and jnp.issubdtype(dt, jnp.floating) else np.dtype("f8")
+    return np.asarray(theta, dtype=np.float64), dt
+
+
+def _norm_rtol(dim: int, dtype: np.dtype) -> float:
+    """γ_{dim+4} in ``dtype``: a 2-norm of ``dim`` terms, a division and a rescaling."""
+    try:
+        return tolerance.gamma(dim + 4, dtype)
+    except ValueError as err:
+        raise ValueError(
+            f"a {dtype.name} point of dimension {dim}: a norm of {dim} terms has no "
+            "rounding-error bound in it; use float64 (jax.config.update('jax_enable_x64', True))"
+        ) from err
+
+
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     v = rng.standard_normal((n, dim))
     return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -61,13 +91,17 @@ def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Ball(Region):
-    """The Euclidean ball ``{θ : ‖θ − center‖₂ ≤ radius}``; ``center`` may be a pytree."""
+    """The Euclidean ball ``{θ : ‖θ − center‖₂ ≤ radius}``; ``center`` may be a pytree.
+
+    ``dtype`` is that of the flattened center (float32 parameters stay float32 points).
+    """
 
     center: Any
     radius: float
 
     def __post_init__(self):
         flat, unravel = ravel_pytree(self.center)
+        dtype = np.dtype(flat.dtype) if jnp.issubdtype(flat.dtype, jnp.floating) else None
         flat = np.asarray(flat, dtype=np.float64)
         if flat.size == 0:
             raise ValueError("Ball: center must have at least one entry")
@@ -81,20 +115,29 @@ class Ball(Region):
         object.__setattr__(self, "_flat", flat)
         object.__setattr__(self, "unravel", unravel)
         object.__setattr__(self, "dim", flat.size)
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "_center_norm", float(np.linalg.norm(flat)))
 
     def sample(self, rng, n):
         r = self.radius * rng.uniform(size=(n, 1)) ** (1.0 / self.dim)
         return self._flat[None, :] + r * _unit(rng, n, self.dim)
 
     def project(self, theta):
-        c = jnp.asarray(self._flat)
+        c = jnp.asarray(self._flat, dtype=theta.dtype)  # θ's dtype in, θ's dtype out
         d = theta - c
         nd = jnp.linalg.norm(d)
         return c + d * jnp.minimum(1.0, self.radius / jnp.maximum(nd, 1e-300))
 
-    def contains(self, theta, *, rtol=1e-12):
-        d = np.linalg.norm(np.asarray(theta, dtype=float) - self._flat)
-        return bool(d <= self.radius * (1 + rtol))
+    def contains(self, theta, *, rtol=None):
+        # project() rescales θ − c to the radius (relative error rtol, by default
+        # γ_{P+4} of θ's dtype: a norm, a division, a product), then adds c and stores
+        # the result in θ's dtype: that rounds each coordinate by u·|c_i + v_i|, so the
+        # point moves by up to u·(‖c‖ + radius) — far more than u·radius for a small
+        # ball away from the origin (Ball(100·1, 0.01)).
+        x, dt = _point(theta)
+        rtol = _norm_rtol(self.dim, dt) if rtol is None else rtol
+        slack = rtol * self.radius + tolerance.unit_roundoff(dt) * (self._center_norm + self.radius)
+        return bool(np.linalg.norm(x - self._flat) <= self.radius + slack)
 
     def describe(self):
         return f"Ball(‖θ − c‖ ≤ {self.radius:g}, dim {self.dim})"
@@ -137,8 +180,12 @@ class NormAtLeast(Region):
         ns = jnp.linalg.norm(safe)
         return jnp.where(ns >= self.r, safe, safe * (self.r / ns))
 
-    def contains(self, theta, *, rtol=1e-12):
-        return bool(np.linalg.norm(np.asarray(theta, dtype=float)) >= self.r * (1 - rtol))
+    def contains(self, theta, *, rtol=None):
+        # project() rescales to norm r: off by γ_{P+4} of θ's dtype (a norm, a division,
+        # a product per coordinate) by default
+        x, dt = _point(theta)
+        rtol = _norm_rtol(self.dim, dt) if rtol is None else rtol
+        return bool(np.linalg.norm(x) >= self.r * (1 - rtol))
 
     def describe(self):
         return f"NormAtLeast(‖θ‖ ≥ {self.r:g}, dim {self.dim})"
@@ -174,10 +221,13 @@ class Box(Region):
         return rng.uniform(self._lo, self._hi, (n, self.dim))
 
     def project(self, theta):
-        return jnp.clip(theta, jnp.asarray(self._lo), jnp.asarray(self._hi))
+        dt = theta.dtype  # θ's dtype in, θ's dtype out
+        return jnp.clip(theta, jnp.asarray(self._lo, dtype=dt), jnp.asarray(self._hi, dtype=dt))
 
-    def contains(self, theta, *, rtol=1e-12):
-        t = np.asarray(theta, dtype=float)
+    def contains(self, theta, *, rtol=None):
+        # project() clips to low/high stored in θ's dtype: off by one rounding, u·|bound|
+        t, dt = _point(theta)
+        rtol = tolerance.unit_roundoff(dt) if rtol is None else rtol
         slack = rtol * np.maximum(np.abs(self._lo), np.abs(self._hi))
         return bool(np.all(t >= self._lo - slack) and np.all(t <= self._hi + slack))
 

@@ -221,3 +221,178 @@ def test_regions_sample_inside_and_project(region):
 def test_bad_regions(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# ---------------------------------------------------------------- what a claim may return
+
+
+def _calls(claim):
+    """``claim`` wrapped to count its calls."""
+    n = [0]
+
+    def counted(x):
+        n[0] += 1
+        return claim(x)
+
+    return counted, n
+
+
+@pytest.mark.parametrize(
+    "holds, fails",
+    [
+        (lambda x: True, lambda x: False),
+        (lambda x: np.bool_(True), lambda x: np.bool_(False)),
+        (lambda x: np.array(True), lambda x: np.array(False)),
+        (lambda x: jnp.abs(jnp.sin(x)) <= 1.0, lambda x: jnp.sin(x) > 2.0),  # issue 9
+        (lambda x: jnp.asarray(x) == jnp.asarray(x), lambda x: jnp.asarray(x) != jnp.asarray(x)),
+    ],
+    ids=["python", "numpy-scalar", "numpy-0d", "jax-sin", "jax-eq"],
+)
+def test_a_zero_d_boolean_is_a_verdict(holds, fails):
+    # A JAX 0-d bool once fell through to float(out): True became a margin 1.0 > 0
+    # ("violated") and False a margin 0.0 ("holds") — every verdict inverted.
+    good = falsify(holds, st.floats(-10, 10), budget=50, seed=0)
+    assert not good.refuted and good.examples == 50 and good.best_margin == 0.0
+    counted, n = _calls(fails)
+    bad = falsify(counted, st.floats(-10, 10), budget=50, seed=0)
+    assert bad.refuted and bad.examples == 1 and bad.counterexample is not None
+    assert n[0] == 1  # the violation ends the search: the claim is not called again
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [float, np.float32, lambda v: jnp.asarray(v, dtype=jnp.float32), jnp.asarray, int, np.int64],
+    ids=["python-float", "np-float32", "jax-float32", "jax-default", "python-int", "np-int64"],
+)
+def test_a_zero_d_real_is_a_margin(wrap):
+    counted, n = _calls(lambda x: wrap(x - 5))  # "x ≤ 5" as a margin
+    bad = falsify(counted, st.integers(0, 10), budget=200, seed=0)
+    assert bad.refuted and bad.counterexample > 5 and bad.best_margin > 0
+    assert n[0] == bad.examples  # no replay of the violating example
+    good = falsify(lambda x: wrap(-1), st.integers(-(10**6), 10**6), budget=30, seed=0)
+    assert not good.refuted and good.best_margin == -1.0 and good.examples == 30
+
+
+@pytest.mark.parametrize(
+    "out, says",
+    [
+        (jnp.ones(2), r"shape \(2,\).*dtype float"),
+        (jnp.array([True]), r"shape \(1,\).*dtype bool"),
+        (np.zeros((1, 1)), r"shape \(1, 1\).*dtype float64"),
+        ("yes", r"type builtins\.str"),
+        (None, r"type builtins\.NoneType"),
+        (1j, r"type builtins\.complex"),
+        (np.complex128(1j), r"dtype complex128"),
+        (jnp.asarray(1j), r"shape \(\).*dtype complex"),
+    ],
+    ids=[
+        "jax-vector",
+        "jax-bool-vector",
+        "np-matrix",
+        "str",
+        "none",
+        "complex",
+        "np-complex",
+        "jax-complex",
+    ],
+)
+def test_anything_else_is_a_type_error_saying_what_came_back(out, says):
+    with pytest.raises(TypeError, match=says) as info:
+        falsify(lambda x: out, st.floats(-10, 10), budget=20, seed=0)
+    assert type(info.value) is TypeError  # itself, not wrapped by Hypothesis
+    assert "allowed: a 0-d boolean" in str(info.value)
+
+
+def test_nan_margin_and_claim_errors_propagate_as_themselves():
+    with pytest.raises(ValueError, match="claim returned NaN") as info:
+        falsify(lambda x: float("nan"), st.floats(-10, 10), budget=20, seed=0)
+    assert type(info.value) is ValueError
+
+    def broken(x):
+        raise ZeroDivisionError("inside the claim")
+
+    with pytest.raises(ZeroDivisionError, match="inside the claim"):
+        falsify(broken, st.floats(-10, 10), budget=20, seed=0)
+
+
+def test_falsify_replays_from_its_seed_under_any_profile():
+    # the test profile may be derandomized; the seed must still decide the examples
+    seen = {s: [] for s in (1, 2)}
+    for s in seen:
+        falsify(lambda x, s=s: seen[s].append(x) or True, st.floats(-1e6, 1e6), budget=20, seed=s)
+    again = []
+    falsify(lambda x: again.append(x) or True, st.floats(-1e6, 1e6), budget=20, seed=1)
+    assert again == seen[1] and seen[1] != seen[2]
+
+
+# ---------------------------------------------------------------- precision of the gradient
+
+
+def _float32_linear_gradient(dim=12):
+    # ∇L(θ) = A θ with A symmetric in float32, the product computed in float32. The exact
+    # map is ‖A‖₂-Lipschitz, so β = ‖A‖₂ (of the float32 entries, in float64) is the true
+    # smallest constant: any excess comes from float32 rounding alone.
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((dim, dim))
+    A32 = ((M + M.T) / 2).astype(np.float32)
+    lam, vec = np.linalg.eigh(A32.astype(np.float64))
+    k = int(np.argmax(np.abs(lam)))
+    A = jnp.asarray(A32)
+    return (lambda th: A @ th.astype(jnp.float32)), float(abs(lam[k])), vec[:, k]
+
+
+def _along(v):
+    """A probe: pairs θ, θ + t·v, t from 10⁻⁷ to 10⁻⁴: along the top eigenvector the exact
+    ratio is β itself, so the float32 rounding of the gradient decides the excess."""
+
+    def probe(rng, region):
+        th = region.sample(rng, 32)
+        t = np.logspace(-7, -4, 32)[:, None]
+        return th, th + t * v[None, :]
+
+    return probe
+
+
+def test_float32_gradient_is_judged_by_float32_rounding(monkeypatch):
+    grad, beta, v = _float32_linear_gradient()
+    region = regions.Box(-np.ones(v.size), np.ones(v.size))
+    kw = dict(beta=beta, region=region, budget=600, seed=0, probes=[_along(v)])
+    verdict = falsify_smoothness(grad, **kw)
+    assert verdict.grad_dtype == "float32"
+    assert not verdict.refuted
+    # ... though float32 rounding does push the ratio past the true β on these pairs:
+    assert verdict.excess > 1.0
+    # judged with float64's γ_1000 instead (what it was before), that rounding would
+    # be reported as a witness against a true claim
+    from advlip import falsifier
+
+    monkeypatch.setattr(falsifier, "default_grad_rtol", lambda dtype: falsifier.DEFAULT_GRAD_RTOL)
+    assert falsify_smoothness(grad, **kw).refuted
+
+
+def test_parameters_stay_float32_without_x64():
+    # with float64 off (what a user gets unless they turn it on) the parameters, the
+    # gradient and the witness are float32; a jump is still found, a true β still stands
+    with jax.enable_x64(False):
+        grad, beta, v = _float32_linear_gradient()
+        region = regions.Box(-np.ones(v.size), np.ones(v.size))
+        v = falsify_smoothness(grad, beta=beta, region=region, budget=600, seed=0)
+        assert not v.refuted and v.grad_dtype == "float32"
+        assert v.theta1.dtype == np.float32
+        jump = falsify_smoothness(
+            lambda th: jnp.sign(th), beta=100.0, region=regions.Box([-1.0], [1.0]), budget=200
+        )
+        assert jump.refuted and jump.theta1.dtype == np.float32
+
+
+def test_float32_pytree_parameters_are_fed_as_float32():
+    params = {"w": jnp.ones(3, jnp.float32)}
+    seen = []
+
+    def grad(p):
+        seen.append(p["w"].dtype)
+        return {"w": 2.0 * p["w"]}
+
+    v = falsify_smoothness(grad, beta=2.0, region=regions.Ball(params, 1.0), budget=200, seed=0)
+    assert set(seen) == {jnp.dtype(jnp.float32)} and v.grad_dtype == "float32"
+    assert not v.refuted
