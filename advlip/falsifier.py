@@ -61,6 +61,7 @@ from advlip.regions import Region
 __all__ = [
     "falsify_smoothness",
     "SmoothnessVerdict",
+    "UncheckableClaimError",
     "falsify",
     "FalsifyResult",
     "STRATEGIES",
@@ -153,6 +154,17 @@ class SmoothnessVerdict:
         )
 
 
+def _norm(x: Any, axis: int | None = None, xp: Any = np) -> Any:
+    """2-norm scaled by the largest entry, so that differences near the underflow threshold
+    (a pair 1e-300 apart) are not squared to zero (a plain norm would merge such a pair or
+    divide by zero)."""
+    x = xp.asarray(x)
+    top = xp.max(xp.abs(x), axis=axis, keepdims=True)
+    safe = xp.where(top > 0, top, 1.0)
+    out = top * xp.linalg.norm(x / safe, axis=axis, keepdims=True)
+    return xp.squeeze(out, axis=axis) if axis is not None else xp.reshape(out, ())
+
+
 class _Budget(Exception):
     """Raised inside a strategy when its share of the budget is spent."""
 
@@ -213,6 +225,8 @@ class _Search:
     spent: int = 0
     limit: int = 0
     best: tuple[float, np.ndarray, np.ndarray, str] = (-np.inf, None, None, "")
+    nonfinite: int = 0  # pairs whose gradient difference was inf/NaN
+    merged: int = 0  # pairs whose two points coincided after projection and rounding
 
     def excess(self, dg, dt):
         """‖Δg‖/(β‖Δθ‖+α), less a user-given gradient error: pairs are ranked by what
@@ -252,6 +266,8 @@ class _Search:
             dg, dt = (np.asarray(x, dtype=np.float64)[:m] for x in (dg, dt))
             self.spent += 2 * m
             ok = (dt > 0) & np.isfinite(dg)  # a projection may merge a pair: no ratio there
+            self.nonfinite += int(np.sum(~np.isfinite(dg)))
+            self.merged += int(np.sum(np.isfinite(dg) & ~(dt > 0)))
             ex = np.full(m, -np.inf)
             ex[ok] = self.excess(dg[ok], dt[ok])
             i = int(np.argmax(ex))
@@ -282,14 +298,14 @@ class _Search:
             return False
         g1 = np.asarray(self.grad(jnp.asarray(a)), dtype=np.float64)
         g2 = np.asarray(self.grad(jnp.asarray(b)), dtype=np.float64)
-        dg = float(np.linalg.norm(g1 - g2))
-        dt = float(np.linalg.norm(a.astype(np.float64) - b.astype(np.float64)))
+        dg = float(_norm(g1 - g2))
+        dt = float(_norm(a.astype(np.float64) - b.astype(np.float64)))
         if dt == 0.0:
             return False
         err = (
             self.grad_error
             if self.grad_error is not None
-            else self.grad_rtol * max(np.linalg.norm(g1), np.linalg.norm(g2))
+            else self.grad_rtol * max(_norm(g1), _norm(g2))
         )
         lhs_error = 2.0 * err + tolerance.gamma(3 * a.size + 4) * dg
         rhs = self.beta * dt * (1 + tolerance.gamma(a.size + 4)) + self.alpha
@@ -551,6 +567,31 @@ def _param_dtype(region: Region) -> np.dtype:
     return tolerance.working_dtype(np.zeros(0, default), np.zeros(0, own))
 
 
+class UncheckableClaimError(ValueError):
+    """No pair in the region gave a gradient ratio, so the claim can be neither refuted nor
+    supported: the message says why (non-finite gradients, a region too small for the
+    dtype, or too small a budget) and what to change."""
+
+
+def _why_no_pair(s: _Search, budget: int, region: Region) -> str:
+    head = f"no pair in {region.describe()} gave a gradient ratio after {s.spent} evaluations"
+    if s.nonfinite:
+        return (
+            f"{head}: the gradient difference was inf or NaN on {s.nonfinite} pair(s). The "
+            "gradient overflows or is undefined for these arguments (a radius ε or a region "
+            "so large that the loss overflows in float arithmetic?); check grad_fn on a point "
+            "of the region and use smaller magnitudes"
+        )
+    if s.merged:
+        return (
+            f"{head}: the two points of every pair ({s.merged}) coincided after projection "
+            f"and rounding to {s.dtype.name}. The region is too small to hold two distinct "
+            "points at this precision; use a larger region"
+            + (" (or float64)" if s.dtype != np.float64 else "")
+        )
+    return f"{head}: budget={budget} was too small to evaluate a single pair; raise budget"
+
+
 def falsify_smoothness(
     grad_fn: Callable[[Any], Any],
     *,
@@ -637,7 +678,7 @@ def falsify_smoothness(
         proj = jax.vmap(lambda th: project_h(project_consts, th).astype(dtype))
         t1, t2 = proj(t1), proj(t2)
         g = jax.vmap(lambda th: grad_h(consts, th))
-        return jnp.linalg.norm(g(t1) - g(t2), axis=1), jnp.linalg.norm(t1 - t2, axis=1)
+        return _norm(g(t1) - g(t2), axis=1, xp=jnp), _norm(t1 - t2, axis=1, xp=jnp)
 
     s = _Search(
         grad=grad,
@@ -687,11 +728,11 @@ def falsify_smoothness(
 
     ex, a, b, who = s.best
     if a is None:
-        raise ValueError(f"budget={budget} was too small to evaluate a single pair")
+        raise UncheckableClaimError(_why_no_pair(s, budget, region))
     g1 = np.asarray(grad(jnp.asarray(a)), dtype=np.float64)
     g2 = np.asarray(grad(jnp.asarray(b)), dtype=np.float64)
-    dg = float(np.linalg.norm(g1 - g2))
-    dt = float(np.linalg.norm(a.astype(np.float64) - b.astype(np.float64)))
+    dg = float(_norm(g1 - g2))
+    dt = float(_norm(a.astype(np.float64) - b.astype(np.float64)))
     claim = f"‖Δ∇L‖ ≤ {beta:g}·‖Δθ‖" + (f" + {alpha:g}" if alpha else "")
     return SmoothnessVerdict(
         refuted=refuted,

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -464,3 +465,28 @@ def test_json_reports_hold_non_finite_numbers_as_strings(tmp_path):
     path = tmp_path / "r.json"
     report.write_json(path, {"ratio": math.inf, "xs": [1.0, -math.inf, (math.nan,)], "n": 3})
     assert json.loads(path.read_text()) == {"ratio": "inf", "xs": [1.0, "-inf", ["nan"]], "n": 3}
+
+
+@pytest.mark.parametrize(
+    "extra, flag",
+    [
+        (["--p", "1", "--eps", "0", "--loss", "exponential", "--min-norm", "1e5"], "--min-norm"),
+        (["--p", "2", "--eps", "0.1", "--box", "0", "5e-324"], "--box"),
+    ],
+)
+def test_falsify_inputs_no_pair_can_check_exit_2(extra, flag, capsys):
+    # found only by the search (e^{-m} overflows; the box rounds to one point): still bad
+    # input, never an internal error and never a verdict
+    code = cli.main(["falsify", "--beta", "1", "--budget", "100", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and flag in err and "Traceback" not in err
+
+
+def test_falsify_a_tiny_ball_at_the_l2_kink_is_refuted_with_its_distance(capsys):
+    # a ball 1e-300 wide around w = 0 straddles LIN-L2-ZERO's kink: R ~ ε/t, refuted; the
+    # printed distance must not underflow to 0 (a plain norm squares 1e-305 to 0)
+    code = cli.main(["falsify", "--p", "2", "--eps", "0.1", "--beta", "1", "--ball", "1e-300"])
+    out = capsys.readouterr().out
+    assert code == 1 and "REFUTED" in out
+    dist = float(re.search(r"‖θ1 − θ2‖\s+(\S+)", out).group(1))
+    assert 0 < dist <= 2e-300

@@ -396,3 +396,28 @@ def test_float32_pytree_parameters_are_fed_as_float32():
     v = falsify_smoothness(grad, beta=2.0, region=regions.Ball(params, 1.0), budget=200, seed=0)
     assert set(seen) == {jnp.dtype(jnp.float32)} and v.grad_dtype == "float32"
     assert not v.refuted
+
+
+def test_no_checkable_pair_is_an_error_that_says_why():
+    # Neither "refuted" nor "not refuted" is true when no pair gave a ratio: the search
+    # must say so (UncheckableClaimError, a ValueError), with the cause.
+    from advlip.falsifier import UncheckableClaimError
+
+    with pytest.raises(UncheckableClaimError, match="inf or NaN"):
+        falsify_smoothness(
+            lambda th: th * jnp.inf, beta=1.0, region=regions.Box([-1.0], [1.0]), budget=200, seed=0
+        )
+    with pytest.raises(UncheckableClaimError, match="coincided"):
+        falsify_smoothness(
+            lambda th: 2.0 * th, beta=1.0, region=regions.Box([0.0], [5e-324]), budget=200, seed=0
+        )
+
+
+def test_pairs_near_the_underflow_threshold_keep_their_ratio():
+    # ∇ = 2θ on a box 1e-300 wide: every pair's ratio is exactly 2. A plain 2-norm squares
+    # 1e-300 to 0 and loses (or divides by) the distance; the scaled norm keeps it.
+    box = regions.Box([0.0], [1e-300])
+    v = falsify_smoothness(lambda th: 2.0 * th, beta=1.0, region=box, budget=200, seed=0)
+    assert v.refuted and v.ratio == pytest.approx(2.0, rel=1e-12)
+    v = falsify_smoothness(lambda th: 2.0 * th, beta=3.0, region=box, budget=200, seed=0)
+    assert not v.refuted and v.ratio == pytest.approx(2.0, rel=1e-12)
