@@ -23,10 +23,10 @@ Example:
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
-import optax.projections as optax_proj
 from jax.typing import ArrayLike
 
 from advlip._validate import check_eps, check_p
@@ -116,22 +116,40 @@ def norm_hessian(w: ArrayLike, *, q: float) -> jax.Array:
     return (q - 1.0) / n * (jnp.diag(diag) - jnp.outer(u, u))
 
 
+def _project_l1(v: jax.Array, eps: ArrayLike) -> jax.Array:
+    """One vector onto the L1 ball (Duchi et al. 2008), every operation in ``v``'s dtype.
+
+    B_1(0) = {0} is handled here (the sort-based method divides by eps)."""
+    dt = v.dtype
+    a = jnp.abs(v)
+    inside = jnp.sum(a) <= eps
+    scale = jnp.asarray(jnp.where(eps > 0, eps, 1.0), dtype=dt)
+    w = a / scale
+    u = jnp.sort(w)[::-1]
+    css = jnp.cumsum(u)
+    ind = jnp.arange(1, v.shape[0] + 1).astype(dt)
+    idx = jnp.count_nonzero(1.0 / ind + (u - css / ind) > 0)
+    k = idx.astype(dt)
+    proj = jax.nn.relu(1.0 / k + (w - css[idx - 1] / k))
+    out = jnp.where(inside, v, jnp.sign(v) * (scale * proj))
+    return jnp.where(eps > 0, out, jnp.zeros_like(v))
+
+
 def project_ball(delta: ArrayLike, *, eps: ArrayLike, p: float) -> jax.Array:
     r"""Euclidean projection of ``delta`` (last axis) onto :math:`B_p(\varepsilon)`.
 
-    ``p`` ∈ {1, 2, ∞} through :mod:`optax.projections` (L1 by the sort-based method
-    of Duchi et al. 2008, a true Euclidean projection, not a rescaling).
+    ``p`` ∈ {1, 2, ∞}; L1 by the sort-based method of Duchi et al. 2008 (a true Euclidean
+    projection, not a rescaling), in the operation order of
+    ``optax.projections.projection_l1_ball`` but with every division in ``delta``'s dtype:
+    optax divides by an integer count, which JAX promotes to float64 when float64 is
+    enabled, so a float32 vector fails its ``lax.cond`` (branches of different dtypes).
+    The result keeps ``delta``'s dtype.
     """
     p = check_p(p)
     eps = check_eps(eps)
     delta = jnp.asarray(delta)
     if p == 1.0:
-        # optax's sort-based projection divides by eps: B_1(0) = {0} is handled here
-        def proj(v):
-            inside = jnp.sum(jnp.abs(v)) <= eps
-            safe_eps = jnp.where(eps > 0, eps, 1.0)
-            out = jnp.where(inside, v, optax_proj.projection_l1_ball(v, safe_eps))
-            return jnp.where(eps > 0, out, jnp.zeros_like(v))
+        proj = partial(_project_l1, eps=eps)
 
     elif p == 2.0:
         # v·min(1, eps/‖v‖) with ‖v‖ scaled by max|v_i| (no 0/0 at v = 0, no underflow of eps²)

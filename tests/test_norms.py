@@ -12,13 +12,14 @@ import math
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from advlip import norms, strategies
+from advlip import norms, strategies, tolerance
 from advlip.tolerance import gamma
 
 P_VALUES = (1.0, 1.5, 2.0, 3.0, math.inf)
@@ -353,3 +354,29 @@ def test_l2_radius_is_the_largest_euclidean_norm_on_the_unit_ball(d, p, directio
         # ||v/||v||_p||_2: k_norm(p) + 1 roundings on v/||v||_p, then k_norm(2).
         bound = radius * (1 + tol) * (1 + g(k_norm(p, d) + 1 + k_norm(2.0, d)))
         assert float(np.linalg.norm(on_sphere)) <= bound
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_l1_projection_keeps_the_dtype_and_matches_optax(dtype):
+    """project_ball(p=1) runs in the input's dtype (optax's divides by an integer count,
+    which float64 mode promotes, and then fails on float32 input) and equals optax's
+    sort-based projection, computed in float64 on the same float32-representable input."""
+    import optax.projections
+
+    rng = np.random.default_rng(4)
+    V = jnp.asarray(rng.standard_normal((50, 6)) * rng.choice([0.1, 1.0, 10.0], (50, 1)), dtype)
+    out = norms.project_ball(V, eps=1.0, p=1.0)
+    assert out.dtype == dtype
+    V64 = np.asarray(V, np.float64)
+    ref = np.stack(
+        [
+            v if np.abs(v).sum() <= 1.0 else np.asarray(optax.projections.projection_l1_ball(v))
+            for v in V64
+        ]
+    )
+    # both sort-based on the same input: each output entry is |v_i| − θ with θ from a
+    # cumulative sum of ≤ d terms and a division: γ_{4d+8} of ‖v‖₁ apart, in each dtype
+    tol = (tolerance.gamma(4 * 6 + 8, dtype) + tolerance.gamma(4 * 6 + 8)) * np.abs(V64).sum(
+        axis=1, keepdims=True
+    )
+    assert np.all(np.abs(np.asarray(out, np.float64) - ref) <= tol)
