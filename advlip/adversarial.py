@@ -41,42 +41,68 @@ case analysis once and returns an :class:`AdversarialPoint` whose methods reuse 
 
 Where the hypotheses fail the total Hessian does not exist, and advlip says so
 instead of returning a number (:class:`UndeterminedError`): an unconverged attack,
-a multiplier that vanishes (an L∞ switching surface, an L1 tie: the gradient jumps,
-SPEC G3), an inactive constraint closer than the attack's error, or a tangent
-curvature that is not positive (the second-order condition).
+an attack whose δ is beaten by another start (a KKT point, not the maximiser: the
+curvature there is not that of L), a multiplier that vanishes (an L∞ switching
+surface, an L1 tie: the gradient jumps, SPEC G3), an inactive constraint closer than
+the attack's error, or a tangent curvature that is not positive (the second-order
+condition). With ``strict=False`` the public functions return the number anyway and
+warn (:class:`UndeterminedWarning`) with the count and the most common reason.
 
-Example:
-    >>> import jax.numpy as jnp
+**Precision.** Everything runs in the working dtype, the least precise of ``params``
+and ``X`` (float32 parameters from flax or equinox stay float32), and every error
+bound — :attr:`EigenEstimate.bound`, :attr:`Blocks.error`,
+:meth:`AdversarialPoint.gradient_error`, :meth:`AdversarialPoint.hvp_error`,
+:attr:`FDHessian.value_error`, the case-analysis thresholds — uses that dtype's unit
+roundoff and covers both the rounding of the computation and the attack's error.
+
+Example (in float32 or float64 alike: the matrix-free top eigenvalue agrees with the
+dense Hessian's within the sum of their error bounds, ‖E‖₂ ≤ Σ|E_ij| for the dense one):
+    >>> import jax.numpy as jnp, numpy as np
     >>> from advlip import adversarial, models
     >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.0)}
     >>> X, y = jnp.array([[0.5, 1.0], [1.0, -1.0]]), jnp.array([1.0, -1.0])
-    >>> H = adversarial.total_hessian(models.LinearLoss(), params, X, y, eps=0.1, p=2)
-    >>> H.shape  # over (b, w): ravel_pytree order
+    >>> pt = adversarial.linearize(models.LinearLoss(), params, X, y, eps=0.1, p=2)
+    >>> B, est = pt.blocks(), pt.top_eigenvalue()
+    >>> B.total.shape  # over (b, w): ravel_pytree order
     (3, 3)
+    >>> top = np.linalg.eigvalsh(np.asarray(B.total, dtype=np.float64))[-1]
+    >>> bool(abs(float(est.value) - top) <= float(est.bound) + float(np.sum(B.error)))
+    True
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.typing import ArrayLike
 
 from advlip import spectral, tolerance
 from advlip._validate import is_traced
-from advlip.attacks import (
+from advlip.attacks import (  # noqa: F401  (count_ops, _cached_ops: re-exported)
     KKT,
+    AttackNotConvergedError,
     AttackResult,
+    _cached_ops,
     _check_problem,
     _combine,
     _Config,
     _dense_choice,
+    _kkt_one,
+    _mark_beaten,
     _partition,
+    _prepare,
     _run,
+    _screen,
+    count_ops,
     pgd,
     tangent_project,
 )
@@ -84,6 +110,7 @@ from advlip.attacks import (
 __all__ = [
     "STATUS",
     "UndeterminedError",
+    "UndeterminedWarning",
     "AdversarialPoint",
     "linearize",
     "adversarial_loss",
@@ -108,11 +135,16 @@ STATUS: tuple[str, ...] = (
     "degenerate multiplier (switching surface / tie)",
     "inactive constraint within the attack error",
     "second-order condition fails",
+    "another start found a higher value",
 )
 
 
 class UndeterminedError(ValueError):
     """The total Hessian of the adversarial loss is not determined at this point."""
+
+
+class UndeterminedWarning(UserWarning):
+    """``strict=False`` returned a number although some examples are undetermined."""
 
 
 # --------------------------------------------------------------------------- flat parameters
@@ -215,17 +247,22 @@ def _projector(c: KKT) -> jax.Array:
     return jnp.diag(c.mask) - jnp.outer(c.normal, c.normal)
 
 
+def _example_tangent_inverse(loss_fn, params, x, yi, dl, ci: KKT) -> jax.Array:
+    """One example's :math:`A^+ P = P(A + I - P)^{-1}P`, (d, d), from the dense x-Hessian."""
+    gx = lambda zz: jax.grad(loss_fn, argnums=1)(params, zz, yi)  # noqa: E731
+    H = jax.jacfwd(gx)(x + dl)
+    P = _projector(ci)
+    eye = jnp.eye(H.shape[0], dtype=H.dtype)
+    A = P @ (ci.mu * eye - 0.5 * (H + H.T)) @ P
+    return P @ jnp.linalg.solve(A + eye - P, P)
+
+
 def _tangent_inverse(static, dyn, params, X, y, delta, c):
     """Per example :math:`A^+ P = P(A + I - P)^{-1}P`, (n, d, d), from the dense x-Hessian."""
     loss_fn = _combine(dyn, static)
 
     def one(x, yi, dl, ci):
-        gx = lambda zz: jax.grad(loss_fn, argnums=1)(params, zz, yi)  # noqa: E731
-        H = jax.jacfwd(gx)(x + dl)
-        P = _projector(ci)
-        eye = jnp.eye(H.shape[0], dtype=H.dtype)
-        A = P @ (ci.mu * eye - 0.5 * (H + H.T)) @ P
-        return P @ jnp.linalg.solve(A + eye - P, P)
+        return _example_tangent_inverse(loss_fn, params, x, yi, dl, ci)
 
     return jax.vmap(one)(X, y, delta, c)
 
@@ -277,10 +314,11 @@ def _blocks(static, dyn, spec, theta, X, y, delta, c):
 _blocks_jit = jax.jit(_blocks, static_argnames=("static", "spec"))
 
 
-def _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega):
+def _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega, with_aux=False):
     """Flat :math:`v \\mapsto (H_{\\theta\\theta} + \\omega H_{\\theta x} D\\delta^*) v`.
 
-    Total Hessian for ω = 1, naive for ω = 0 (one compiled program for both)."""
+    Total Hessian for ω = 1, naive for ω = 0 (one compiled program for both). With
+    ``with_aux`` it returns ``(mean, ‖h_i‖²)``: the per-example products' squared norms."""
     loss_fn = _combine(dyn, static)
 
     def mv(v):
@@ -289,21 +327,108 @@ def _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega):
             loss_fn, params, x, yi, dl, ci, vt, cg_maxiter
         )
         total_t, naive_t, _, _ = jax.vmap(fn)(X, y, delta, c)
-        tot = jnp.mean(jax.vmap(_ravel)(total_t), axis=0)
-        nai = jnp.mean(jax.vmap(_ravel)(naive_t), axis=0)
-        return nai + omega * (tot - nai)
+        tot = jax.vmap(_ravel)(total_t)
+        nai = jax.vmap(_ravel)(naive_t)
+        per = nai + omega * (tot - nai)
+        mean = jnp.mean(per, axis=0)
+        return (mean, jnp.sum(per * per, axis=1)) if with_aux else mean
 
     return mv
 
 
 def _eig(static, dyn, spec, params, X, y, delta, c, v0, omega, cg_maxiter, method, num_steps):
-    mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega)
+    """The eigen-estimate and a Lanczos run whose ``aux`` is, per example,
+    :math:`\\sum_j \\|H_i q_j\\|^2` over its Krylov basis (= :math:`\\|H_i\\|_F^2` when the basis
+    spans the whole space)."""
+    mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega, with_aux=True)
     if method == "lanczos":
-        return spectral.lanczos(mv, v0, num_steps=num_steps)
-    return spectral.power_iteration(mv, v0, num_steps=num_steps)
+        res = spectral.lanczos(mv, v0, num_steps=num_steps, has_aux=True)
+        return res, res
+    lz = spectral.lanczos(mv, v0, num_steps=min(spec.size, 40), has_aux=True)
+    return spectral.power_iteration(lambda v: mv(v)[0], v0, num_steps=num_steps), lz
 
 
 _eig_jit = jax.jit(_eig, static_argnames=("static", "spec", "cg_maxiter", "method", "num_steps"))
+
+
+def _frobenius(static, dyn, spec, params, X, y, delta, c, omega, cg_maxiter):
+    """Per example :math:`\\|H_i\\|_F` of the flat per-example operator (total for ω = 1,
+    naive for ω = 0), from its P columns: P Hessian-vector products, no P×P matrix."""
+    loss_fn = _combine(dyn, static)
+    n = X.shape[0]
+
+    def col(j, acc):
+        vt = _unravel(spec, jax.nn.one_hot(j, spec.size, dtype=X.dtype))
+        fn = lambda x, yi, dl, ci: _example_tangents(  # noqa: E731
+            loss_fn, params, x, yi, dl, ci, vt, cg_maxiter
+        )
+        tot, nai, _, _ = jax.vmap(fn)(X, y, delta, c)
+        tot, nai = jax.vmap(_ravel)(tot), jax.vmap(_ravel)(nai)
+        h = nai + omega * (tot - nai)
+        return acc + jnp.sum(h * h, axis=1)
+
+    return jnp.sqrt(lax.fori_loop(0, spec.size, col, jnp.zeros(n, dtype=X.dtype)))
+
+
+_frobenius_jit = jax.jit(_frobenius, static_argnames=("static", "spec", "cg_maxiter"))
+
+
+def _example_op(loss_fn, params, x, yi, dl, eps, p, v_tree, omega):
+    """One example's flat product :math:`h_i(v) = (H_{\\theta\\theta} + \\omega H_{\\theta x}
+    D\\delta_i^*) v` as a function of its δ, with the certificate (P, μ) re-derived from
+    δ: its derivative in δ says how far the product moves when δ is off by a little."""
+    g = jax.grad(loss_fn, argnums=1)(params, x + dl, yi)
+    c = _kkt_one(dl, g, eps, p)
+    # The tangent solve is dense here, not CG: this function is differentiated in δ, and
+    # the forward-mode derivative of CG's iterates (a data-dependent loop that may stop on
+    # an exactly zero float32 residual) is not the derivative of the solution — it came
+    # out NaN. A dense solve's JVP is the implicit one, A⁻¹(db − dA·u); it costs d
+    # x-space HVPs, which the d forward passes of this derivative already pay.
+    M = _example_tangent_inverse(loss_fn, params, x, yi, dl, c)
+    tot, nai, _ = _example_tangents_dense(loss_fn, params, x, yi, dl, M, v_tree)
+    tot, nai = _ravel(tot), _ravel(nai)
+    return nai + omega * (tot - nai)
+
+
+def _op_sensitivity(static, dyn, spec, params, X, y, delta, c, eps, v, omega, p, quadratic):
+    """Per example the derivative in δ_i, projected on the tangent space of its face
+    (where the attack's error lies), of :math:`h_i(v)` — row norms, (n, P) — or, with
+    ``quadratic``, of :math:`v\\cdot h_i(v)`, (n,). d forward-mode passes per example."""
+    loss_fn = _combine(dyn, static)
+    vt = _unravel(spec, v)
+
+    def one(x, yi, dl, ci):
+        f = lambda dd: _example_op(loss_fn, params, x, yi, dd, eps, p, vt, omega)  # noqa: E731
+        if quadratic:
+            return jnp.linalg.norm(tangent_project(ci, jax.jacfwd(lambda dd: v @ f(dd))(dl)))
+        J = jax.jacfwd(f)(dl)
+        return jnp.linalg.norm(jax.vmap(lambda row: tangent_project(ci, row))(J), axis=1)
+
+    return jax.vmap(one)(X, y, delta, c)
+
+
+_op_sensitivity_jit = jax.jit(_op_sensitivity, static_argnames=("static", "spec", "p", "quadratic"))
+
+
+def _blocks_sensitivity(static, dyn, spec, theta, X, y, delta, c, eps, p):
+    """Per example, entrywise, the norm of the tangent-projected derivative in δ_i of the
+    example's dense total Hessian (the certificate re-derived from δ), (n, P, P)."""
+    loss_fn = _combine(dyn, static)
+
+    def one(x, yi, dl, ci):
+        def total(dd):
+            g = jax.grad(loss_fn, argnums=1)(_unravel(spec, theta), x + dd, yi)
+            cc = _kkt_one(dd, g, eps, p)
+            return _example_blocks(loss_fn, spec, theta, x, yi, dd, cc)[4]
+
+        J = jax.jacfwd(total)(dl)  # (P, P, d)
+        JP = jax.vmap(jax.vmap(lambda row: tangent_project(ci, row)))(J)
+        return jnp.linalg.norm(JP, axis=-1)
+
+    return jax.vmap(one)(X, y, delta, c)
+
+
+_blocks_sensitivity_jit = jax.jit(_blocks_sensitivity, static_argnames=("static", "spec", "p"))
 
 
 # --------------------------------------------------------------------------- the linearisation
@@ -314,8 +439,11 @@ class Blocks(NamedTuple):
 
     ``Htt`` (n, P, P), ``Hxt`` (n, d, P), ``Hxx`` (n, d, d), ``Ddelta`` (n, d, P) the
     implicit Jacobian :math:`D\\delta^*_i`; ``total`` and ``naive`` (P, P) the means;
-    ``error`` (P, P) the float64 error bound of ``total`` (:math:`\\gamma_k` times the sum
-    of absolute terms, k counted by :func:`count_ops` on one example's Hessian).
+    ``error`` (P, P) the error bound of ``total``: rounding, :math:`\\gamma_k` in the unit
+    roundoff of the working dtype times the sum of absolute terms (k counted by
+    :func:`count_ops` on one example's Hessian, the d×d solve and the mean), plus the
+    attack's error, :math:`\\operatorname{mean}_i \\|P_i\\partial_{\\delta_i} H_i\\|
+    \\,\\|\\hat\\delta_i - \\delta_i^*\\|` entrywise (to first order).
     """
 
     Htt: jax.Array
@@ -328,13 +456,36 @@ class Blocks(NamedTuple):
 
 
 class EigenEstimate(NamedTuple):
-    """An extreme eigenvalue of a Hessian and the distance within which an eigenvalue lies."""
+    """An extreme eigenvalue of a Hessian and the distance within which an eigenvalue lies.
+
+    ``bound`` is the sum of four parts, each also reported: ``krylov`` (the a-posteriori
+    Lanczos bound :math:`|\\beta s|` or the power residual, exact arithmetic on the
+    computed operator), ``rounding`` (of the eigensolver itself), ``operator`` (the
+    rounding of the Hessian-vector products, :math:`\\|E\\|_2 \\le \\gamma_k
+    \\operatorname{mean}_i\\|H_i\\|_F` plus the CG solves' error, in the working dtype)
+    and ``attack`` (the eigenvalue's first-order sensitivity to the attack's error,
+    :math:`\\operatorname{mean}_i \\|P_i\\nabla_{\\delta_i}(v^\\top H_i v)\\|\\,
+    \\|\\hat\\delta_i - \\delta_i^*\\|`). ``exact_scale`` says whether the
+    :math:`\\|H_i\\|_F` behind ``operator`` are exact (all P columns or a Krylov basis of
+    the whole space) or, for P above :data:`FROBENIUS_MAX_P` with fewer Lanczos steps
+    than P, their restriction to the Krylov space (an estimate from below).
+    """
 
     value: jax.Array
-    bound: jax.Array
+    bound: Any
     method: str
     hessian: str
     steps: int
+    krylov: float = 0.0
+    rounding: float = 0.0
+    operator: float = 0.0
+    attack: float = 0.0
+    exact_scale: bool = True
+
+
+#: Largest P for which the per-example Frobenius norms behind an error bound are computed
+#: exactly from all P columns when Lanczos did not span the whole space.
+FROBENIUS_MAX_P = 256
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -348,10 +499,15 @@ class AdversarialPoint:
       :math:`A = P(\mu I - H_{xx})P` on the tangent space (``inf``/0 when it is {0}),
       with Lanczos error ``tangent_bound``; the second-order condition is
       ``tangent_min > 0``;
-    * ``delta_error``: first-order bound :math:`r/\lambda_{\min}(A)` on
-      :math:`\|\hat\delta - \delta^*\|` from the KKT residual r;
+    * ``delta_error``: first-order bound :math:`(r + e_g)/(\lambda_{\min}(A) - e_\lambda)`
+      on :math:`\|\hat\delta - \delta^*\|` from the KKT residual r, the rounding
+      :math:`e_g` of the gradient it was computed from and the error
+      :math:`e_\lambda` of the tangent curvature (all in the working dtype);
     * ``status``: index into :data:`STATUS` (0 = the total Hessian is determined),
       ``reasons``: one sentence per example.
+
+    Everything is computed in the working dtype (:attr:`dtype`, the least precise of
+    ``params`` and ``X``) and every error bound uses its unit roundoff.
     """
 
     loss_fn: Any
@@ -369,6 +525,8 @@ class AdversarialPoint:
     reasons: tuple[str, ...]
     cg_maxiter: int
     dense: bool
+    grad_rounding: Any = 0.0
+    tangent_lower: Any = None
     _cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     # -- case analysis ------------------------------------------------------
@@ -401,6 +559,11 @@ class AdversarialPoint:
         """Number of parameters P (length of the flattened θ)."""
         return self.spec.size
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The working dtype: every computation ran in it, every error bound uses its roundoff."""
+        return np.dtype(self.X.dtype)
+
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for case, st in zip(self.cases, self.status, strict=True):
@@ -423,12 +586,13 @@ class AdversarialPoint:
         raise UndeterminedError(
             f"the total Hessian of the adversarial loss is not determined at this θ for "
             f"{bad.size} of {self.status.size} example(s): {lines}{more}. SPEC §3 needs, per "
-            "example, (a) a converged attack, (b) strict complementarity (every active "
+            "example, (a) a converged attack whose δ is the maximiser (no other start "
+            "higher), (b) strict complementarity (every active "
             "constraint with a positive multiplier; a zero one is an L∞ switching surface or "
             "an L1 tie, where ∇L jumps), (c) inactive constraints farther than the attack's "
             "error, and (d) the second-order condition P(μI − H_xx)P ≻ 0 on the tangent "
             "space. Move θ or ε off the degenerate set, run the attack longer, or pass "
-            "strict=False and read `status` / `reasons`."
+            "strict=False and read `status` / `reasons`." + _likely_cause(self.loss_fn, self.y)
         )
 
     # -- first order --------------------------------------------------------
@@ -480,29 +644,57 @@ class AdversarialPoint:
             self._cache["blocks"] = self._blocks()
         return self._cache["blocks"]
 
-    def gradient_error(self, residual: ArrayLike | None = None) -> np.ndarray:
-        r"""Bound on the error of one Danskin gradient evaluation near θ, per component (P,).
-
-        Float64 rounding :math:`\gamma_k\,\operatorname{mean}_i|\nabla_\theta\ell_i|` (k: the
-        ops of one example's gradient, counted by :func:`count_ops`, plus the mean over n)
-        plus the attack's error
-        :math:`\operatorname{mean}_i \|H_{\theta x}^i\|_F\, r_i/\lambda_{\min}(A_i)`
-        for KKT residuals ``residual`` (n,) (default: this point's). Costs d forward-mode
-        passes per example (no P×P matrix).
-        """
-        n, d = self.X.shape
-        res = np.asarray(self.kkt.residual if residual is None else residual)
-        dyn, static = _partition(self.loss_fn)
-        abs_g = np.asarray(_abs_grads_jit(static, dyn, self.params, self.X, self.y, self.delta))
-        k = _cached_ops("grad", self.loss_fn, self.params, self.X[0], self.y[0]) + n
-        lam = np.asarray(self.tangent_min)
+    def _delta_errors(self, residual: ArrayLike | None = None) -> np.ndarray:
+        r"""Per example the bound on :math:`\|\hat\delta - \delta^*\|`: this point's
+        ``delta_error`` (residual, gradient rounding and curvature error included), or
+        :math:`r/(\lambda_{\min} - e_\lambda)` for given residuals r — the caller says
+        what r covers (0 means no attack error); 0 where the tangent space is {0} (a
+        vertex does not move), ``inf`` where a positive r meets no positive curvature."""
+        if residual is None:
+            return np.asarray(self.delta_error, dtype=np.float64)
+        res = np.asarray(residual, dtype=np.float64)
+        lam = np.asarray(
+            self.tangent_min if self.tangent_lower is None else self.tangent_lower,
+            dtype=np.float64,
+        )
         tdim = np.asarray(self.kkt.tangent_dim)
-        hxt = np.asarray(_hxt_norms_jit(static, dyn, self.params, self.X, self.y, self.delta))
         with np.errstate(divide="ignore", invalid="ignore"):
             derr = np.where((tdim > 0) & (lam > 0), res / lam, 0.0)
         # a positive residual with no curvature to bound the distance: unbounded error
-        derr = np.where((tdim > 0) & ~(lam > 0) & (res > 0), np.inf, derr)
-        return tolerance.gamma(k) * abs_g + float(np.mean(hxt * derr))
+        return np.where((tdim > 0) & ~(lam > 0) & (res > 0), np.inf, derr)
+
+    def _hxt(self) -> np.ndarray:
+        """Per example :math:`\\|H_{\\theta x}\\|_F` (cached; d forward passes per example)."""
+        if "hxt" not in self._cache:
+            dyn, static = _partition(self.loss_fn)
+            self._cache["hxt"] = np.asarray(
+                _hxt_norms_jit(static, dyn, self.params, self.X, self.y, self.delta),
+                dtype=np.float64,
+            )
+        return self._cache["hxt"]
+
+    def gradient_error(self, residual: ArrayLike | None = None) -> np.ndarray:
+        r"""Bound on the error of one Danskin gradient evaluation near θ, per component (P,).
+
+        Rounding in the working dtype, :math:`\gamma_k\,\operatorname{mean}_i|\nabla_\theta\ell_i|`
+        (k: the ops of one example's gradient, counted by :func:`count_ops`, plus the
+        mean over n), plus the attack's error
+        :math:`\operatorname{mean}_i \|H_{\theta x}^i\|_F\, \|\hat\delta_i - \delta_i^*\|`,
+        the distance bounded by :attr:`delta_error` — or, for given KKT residuals
+        ``residual`` (n,), by :math:`r_i/(\lambda_{\min} - e_\lambda)` (pass
+        ``residual + point.grad_rounding`` to include the gradient's rounding; zeros give
+        the rounding part alone). Costs d forward-mode passes per example (no P×P matrix).
+        """
+        n, d = self.X.shape
+        dyn, static = _partition(self.loss_fn)
+        abs_g = np.asarray(
+            _abs_grads_jit(static, dyn, self.params, self.X, self.y, self.delta),
+            dtype=np.float64,
+        )
+        k = _cached_ops("grad", self.loss_fn, self.params, self.X[0], self.y[0]) + n
+        derr = self._delta_errors(residual)
+        attack = _mean_product(self._hxt(), derr)
+        return tolerance.gamma(k, self.dtype) * abs_g + attack
 
     def _blocks(self) -> Blocks:
         dyn, static = _partition(self.loss_fn)
@@ -513,9 +705,27 @@ class AdversarialPoint:
         )
         n, d = self.X.shape
         # k: the ops of one example's Hessian entry chain (counted on its jaxpr), a
-        # d×d solve (d² ops per entry of U) and the mean over n examples.
+        # d×d solve (d² ops per entry of U) and the mean over n examples, in the working dtype
         k = _cached_ops("hessian", self.loss_fn, self.params, self.X[0], self.y[0]) + d * d + n
-        error = tolerance.gamma(k) * jnp.mean(abs_terms, axis=0)
+        error = tolerance.gamma(k, self.dtype) * np.mean(np.asarray(abs_terms, np.float64), axis=0)
+        derr = self._delta_errors()
+        if np.any(derr > 0):
+            sens = np.asarray(
+                _blocks_sensitivity_jit(
+                    static,
+                    dyn,
+                    spec,
+                    theta,
+                    self.X,
+                    self.y,
+                    self.delta,
+                    self.kkt,
+                    self.eps,
+                    p=self.p,
+                ),
+                dtype=np.float64,
+            )
+            error = error + _mean_product(sens, derr)
         return Blocks(
             Htt=Htt,
             Hxt=Hxt,
@@ -524,6 +734,105 @@ class AdversarialPoint:
             total=jnp.mean(tot, axis=0),
             naive=jnp.mean(Htt, axis=0),
             error=error,
+        )
+
+    def _frobenius(self, hessian: str) -> np.ndarray:
+        """Per example :math:`\\|H_i\\|_F` of the total or naive operator (cached; P HVPs)."""
+        key = ("frobenius", hessian)
+        if key not in self._cache:
+            dyn, static = _partition(self.loss_fn)
+            omega = np.asarray(1.0 if hessian == "total" else 0.0, dtype=self.dtype)
+            self._cache[key] = np.asarray(
+                _frobenius_jit(
+                    static,
+                    dyn,
+                    self.spec,
+                    self.params,
+                    self.X,
+                    self.y,
+                    self.delta,
+                    self.kkt,
+                    omega,
+                    cg_maxiter=self.cg_maxiter,
+                ),
+                dtype=np.float64,
+            )
+        return self._cache[key]
+
+    def _operator_error(self, hessian: str, frobenius: np.ndarray) -> float:
+        r"""Bound on :math:`\|E\|_2` for the computed operator :math:`v \mapsto \hat H v`.
+
+        Rounding: an example's product errs by at most :math:`\gamma_k\||H_i||v|\|
+        \le \gamma_k\|H_i\|_F\|v\|` (:math:`\||A|\|_2 \le \|A\|_F`), k the ops of one
+        example's Hessian chain (counted on its jaxpr) plus the mean over n, in the
+        working dtype. Total Hessian only: CG stops at relative residual
+        :math:`\rho = \gamma_{2d+4}` and accumulates :math:`\gamma_{c(2d+4)}` over its at most c
+        iterations, so :math:`\|\Delta u_i\| \le \kappa(A_i)\rho'\|u_i\|` and
+        :math:`\|H_{\theta x}\Delta u_i\| \le \kappa(A_i)\rho'\|H_{\theta x}^i\|_F^2\|v\|/\lambda_{\min}(A_i)`.
+        """
+        n, d = self.X.shape
+        dt = self.dtype
+        k = _cached_ops("hessian", self.loss_fn, self.params, self.X[0], self.y[0]) + n
+        err = tolerance.gamma(k, dt) * float(np.mean(frobenius))
+        if hessian == "total":
+            lam = np.asarray(self.tangent_min, dtype=np.float64)
+            hi = np.asarray(self.tangent_max, dtype=np.float64)
+            tdim = np.asarray(self.kkt.tangent_dim)
+            rho = tolerance.gamma(2 * d + 4, dt) + tolerance.gamma(
+                self.cg_maxiter * (2 * d + 4), dt
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cg = np.where(
+                    tdim > 0,
+                    np.where(lam > 0, (hi / lam) * rho * self._hxt() ** 2 / lam, np.inf),
+                    0.0,
+                )
+            err += float(np.mean(cg))
+        return err
+
+    def hvp_error(self, v: Any, *, hessian: str = "total") -> Any:
+        r"""Componentwise bound on the error of :meth:`total_hvp` (or :meth:`naive_hvp`) at ``v``.
+
+        The operator's rounding (:meth:`_operator_error`, with the exact per-example
+        :math:`\|H_i\|_F` from P Hessian-vector products, cached) times :math:`\|v\|`, for
+        every component, plus the attack's error to first order,
+        :math:`\operatorname{mean}_i \|P_i\,\partial_{\delta_i} (H_i v)_j\|\,\|\hat\delta_i - \delta_i^*\|`
+        (d forward-mode passes per example). Same form as ``v`` (pytree or flat).
+        """
+        if hessian not in ("total", "naive"):
+            raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
+        v_tree, flat = _as_tree(v, self.params)
+        vflat = _ravel(v_tree)
+        rounding = self._operator_error(hessian, self._frobenius(hessian)) * float(
+            np.linalg.norm(np.asarray(vflat, dtype=np.float64))
+        )
+        err = np.full(self.dim, rounding)
+        derr = self._delta_errors()
+        if np.any(derr > 0):
+            sens = self._sensitivity(vflat, hessian, quadratic=False)
+            err = err + _mean_product(sens, derr)
+        return err if flat else _unravel_np(self.spec, err)
+
+    def _sensitivity(self, vflat: jax.Array, hessian: str, *, quadratic: bool) -> np.ndarray:
+        dyn, static = _partition(self.loss_fn)
+        omega = np.asarray(1.0 if hessian == "total" else 0.0, dtype=self.dtype)
+        return np.asarray(
+            _op_sensitivity_jit(
+                static,
+                dyn,
+                self.spec,
+                self.params,
+                self.X,
+                self.y,
+                self.delta,
+                self.kkt,
+                self.eps,
+                jnp.asarray(vflat, dtype=self.dtype),
+                omega,
+                p=self.p,
+                quadratic=quadratic,
+            ),
+            dtype=np.float64,
         )
 
     def total_hessian(self) -> jax.Array:
@@ -597,8 +906,13 @@ class AdversarialPoint:
 
         ``method="lanczos"``: the largest algebraic eigenvalue :math:`\lambda_{\max}`;
         ``method="power"``: the eigenvalue of largest magnitude (the local constant
-        :math:`\lambda_{\max}(|\nabla^2 L|)`, with its sign). ``bound``: an eigenvalue lies
-        within it (Lanczos residual bound / power residual). SPEC §5.
+        :math:`\lambda_{\max}(|\nabla^2 L|)`, with its sign). ``bound``: an eigenvalue of
+        the exact Hessian at the exact maximisers lies within it — the Lanczos residual
+        bound / power residual, plus the eigensolver's rounding, the rounding of the
+        Hessian-vector products and the attack's error (see :class:`EigenEstimate`), in
+        the working dtype. The error parts cost one more Lanczos run for ``"power"``,
+        P extra products when the Krylov space does not span :math:`\mathbb{R}^P`, and d
+        forward passes per example. SPEC §5.
         """
         if hessian not in ("total", "naive"):
             raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
@@ -616,7 +930,7 @@ class AdversarialPoint:
         )
         dyn, static = _partition(self.loss_fn)
         omega = jnp.asarray(1.0 if hessian == "total" else 0.0, dtype=self.X.dtype)
-        res = _eig_jit(
+        res, lz = _eig_jit(
             static,
             dyn,
             self.spec,
@@ -632,17 +946,57 @@ class AdversarialPoint:
             num_steps=int(num_steps),
         )
         if method == "lanczos":
-            return EigenEstimate(res.largest, res.largest_bound, method, hessian, int(res.steps))
-        return EigenEstimate(res.eigenvalue, res.residual, method, hessian, int(num_steps))
+            value, krylov, vec, steps = (
+                res.largest,
+                res.largest_bound,
+                res.ritz_vectors[-1],
+                res.steps,
+            )
+        else:
+            value, krylov, vec, steps = res.eigenvalue, res.residual, res.vector, num_steps
+        # the per-example ‖H_i‖_F behind the operator's rounding: exact from the Lanczos
+        # basis when it spans R^P, else from all P columns (P ≤ FROBENIUS_MAX_P), else the
+        # Krylov-space restriction (an estimate)
+        spans = int(lz.steps) >= P
+        exact = spans or P <= FROBENIUS_MAX_P
+        if spans or not exact:
+            frob = np.sqrt(np.asarray(lz.aux, dtype=np.float64))
+        else:
+            frob = self._frobenius(hessian)
+        operator = self._operator_error(hessian, frob)
+        derr = self._delta_errors()
+        attack = 0.0
+        if np.any(derr > 0):
+            attack = float(_mean_product(self._sensitivity(vec, hessian, quadratic=True), derr))
+        rounding = float(res.rounding)
+        krylov = float(krylov)
+        bound = krylov + rounding + operator + attack
+        return EigenEstimate(
+            value,
+            np.float64(bound),
+            method,
+            hessian,
+            int(steps),
+            krylov=krylov,
+            rounding=rounding,
+            operator=operator,
+            attack=attack,
+            exact_scale=bool(exact),
+        )
 
 
 def _as_tree(v: Any, params: Any) -> tuple[Any, bool]:
+    """``v`` as a pytree like ``params`` in the params' dtypes (no float64 promotion of a
+    float32 problem), and whether it came flat."""
     spec = _ravel_spec(params)
     if jax.tree.structure(v) == spec.treedef and all(
         np.shape(a) == s for a, s in zip(jax.tree.leaves(v), spec.shapes, strict=True)
     ):
-        return jax.tree.map(lambda a: jnp.asarray(a, dtype=float), v), False
-    arr = jnp.asarray(v, dtype=float)
+        leaves = [
+            jnp.asarray(a).astype(dt) for a, dt in zip(jax.tree.leaves(v), spec.dtypes, strict=True)
+        ]
+        return jax.tree.unflatten(spec.treedef, leaves), False
+    arr = jnp.asarray(v)
     if arr.shape == (spec.size,):
         return _unravel(spec, arr), True
     raise ValueError(
@@ -651,79 +1005,23 @@ def _as_tree(v: Any, params: Any) -> tuple[Any, bool]:
     )
 
 
-def count_ops(fn: Callable, *args: Any) -> int:
-    """Floating-point operations in the jaxpr of ``fn(*args)``: an upper bound on the
-    length of any chain of roundings, the ``k`` of :func:`advlip.tolerance.gamma`.
-
-    A ``dot_general`` counts its contraction length, a reduction its reduced size,
-    every other primitive 1; sub-jaxprs (jit, custom derivatives, loops' bodies once)
-    are counted recursively.
-    """
-    closed = jax.make_jaxpr(fn)(*args)
-    return _count_jaxpr(closed.jaxpr)
+def _unravel_np(spec: _RavelSpec, flat: np.ndarray) -> Any:
+    """A flat float64 NumPy vector as a pytree like params (NumPy leaves, float64)."""
+    out, start = [], 0
+    for shape in spec.shapes:
+        size = int(np.prod(shape))
+        out.append(np.asarray(flat[start : start + size]).reshape(shape))
+        start += size
+    return jax.tree.unflatten(spec.treedef, out)
 
 
-def _count_jaxpr(jaxpr) -> int:
-    total = 0
-    for eqn in jaxpr.eqns:
-        name = eqn.primitive.name
-        subs = [
-            getattr(v, "jaxpr", v)
-            for v in eqn.params.values()
-            if hasattr(v, "eqns") or hasattr(getattr(v, "jaxpr", None), "eqns")
-        ]
-        for v in eqn.params.values():
-            if isinstance(v, tuple | list):
-                subs += [
-                    getattr(s, "jaxpr", s)
-                    for s in v
-                    if hasattr(s, "eqns") or hasattr(getattr(s, "jaxpr", None), "eqns")
-                ]
-        if subs:
-            total += sum(_count_jaxpr(s) for s in subs)
-            continue
-        if name == "dot_general":
-            (lc, _), _ = eqn.params["dimension_numbers"]
-            shape = eqn.invars[0].aval.shape
-            total += int(np.prod([shape[i] for i in lc])) if lc else 1
-        elif name.startswith("reduce_") or name in ("argmax", "argmin", "cumsum"):
-            shape = eqn.invars[0].aval.shape
-            axes = eqn.params.get("axes", ())
-            total += int(np.prod([shape[i] for i in axes])) if axes else 1
-        else:
-            total += 1
-    return max(total, 1)
-
-
-_OPS: dict[Any, int] = {}
-
-
-def _cached_ops(kind: str, loss_fn, params, x, y) -> int:
-    """:func:`count_ops` of one example's gradient / Hessian / value, cached by structure."""
-    _, static = _partition(loss_fn)
-    key = (kind, static, _ravel_spec(params), tuple(np.shape(x)), tuple(np.shape(y)))
-    if key not in _OPS:
-        fn = {"grad": _grad_ops, "hessian": _hessian_ops, "value": _value_ops}[kind]
-        _OPS[key] = fn(loss_fn, params, x, y)
-    return _OPS[key]
-
-
-def _value_ops(loss_fn, params, x, y) -> int:
-    return count_ops(lambda th, z: loss_fn(th, z, y), params, x)
-
-
-def _hessian_ops(loss_fn, params, x, y) -> int:
-    def hess_entry(th, z):
-        return jax.hessian(lambda a, b: loss_fn(a, b, y), argnums=(0, 1))(th, z)
-
-    return count_ops(hess_entry, params, x)
-
-
-def _grad_ops(loss_fn, params, x, y) -> int:
-    return count_ops(lambda th, z: jax.grad(loss_fn)(th, z, y), params, x)
-
-
-# --------------------------------------------------------------------------- public API
+def _mean_product(sens: np.ndarray, derr: np.ndarray) -> np.ndarray:
+    """:math:`\\operatorname{mean}_i s_i e_i` over the leading axis, with 0·∞ = 0 (a vertex or
+    an insensitive entry does not move however large the δ error)."""
+    derr = np.asarray(derr, dtype=np.float64).reshape((-1,) + (1,) * (np.ndim(sens) - 1))
+    with np.errstate(invalid="ignore"):
+        prod = np.where(np.asarray(sens) == 0, 0.0, np.asarray(sens) * derr)
+    return np.mean(prod, axis=0)
 
 
 def _attack(loss_fn, params, X, y, eps, p, attack, attack_options) -> AttackResult:
@@ -734,7 +1032,8 @@ def _attack(loss_fn, params, X, y, eps, p, attack, attack_options) -> AttackResu
             raise ValueError(
                 f"attack was computed for X of shape {attack.delta.shape}, not {jnp.shape(X)}"
             )
-        if attack.p != p or float(attack.eps) != float(eps):
+        # ε as the attack stored it: rounded to its working dtype
+        if attack.p != p or np.asarray(eps, dtype=np.asarray(attack.eps).dtype) != attack.eps:
             raise ValueError(
                 f"attack was computed for eps={float(attack.eps):g}, p={attack.p:g}; "
                 f"asked for eps={float(eps):g}, p={p:g}"
@@ -764,25 +1063,39 @@ def linearize(
     is ≤ 64); and a status:
 
     * *attack not converged*: KKT residual above the attack's tolerance;
+    * *another start found a higher value*: some start or screened point of the
+      attack (:func:`advlip.attacks.pgd`, ``structured_starts``) is higher than the
+      returned δ by more than the float error of the two values — δ is a KKT point
+      but not the maximiser. An attack that screened nothing is screened here;
     * *degenerate multiplier*: an active constraint's multiplier within its error
       (residual + :math:`\gamma_{2d+8}\|g\|`, the rounding of the 2d-op dot product
-      that measures it) of 0 — an L∞ switching surface or an L1 tie;
+      that measures it, + twice the gradient's rounding :math:`e_g = \gamma_k\|g\|`) of 0 —
+      an L∞ switching surface or an L1 tie;
     * *inactive constraint within the attack error*: slack ≤ ``delta_error``;
-    * *second-order condition fails*: :math:`\lambda_{\min}(A) \le` its float64 error
+    * *second-order condition fails*: :math:`\lambda_{\min}(A) \le` its error
       :math:`\gamma_{4d+8}(|\mu| + \|A\|) +` the eigensolver's bound (k = 4d + 8: an HVP
       row and two projections).
+
+    Every γ is in the unit roundoff of the working dtype (the least precise of
+    ``params`` and ``X``; inputs, labels and the loss's array fields are cast to it).
 
     Returns an :class:`AdversarialPoint`; nothing raises here (see
     :meth:`AdversarialPoint.require_determined`). Under ``jax.jit`` the status is a
     traced array and ``reasons`` is empty (the strict public functions return NaN
     instead of raising there).
     """
-    params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
+    loss_fn, params, X, y, p, dt = _prepare(loss_fn, params, X, y, eps, p)
     att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
     n, d = X.shape
-    eps_arr = jnp.asarray(eps, dtype=X.dtype)
+    eps_arr = jnp.asarray(np.asarray(eps, dtype=dt))
+    if att.beaten is None and float(eps) > 0:
+        # an attack that screened nothing (structured_starts=0): screen its maximisers now
+        key = attack_options.get("key")
+        cands, vals = _screen(loss_fn, params, X, y, eps_arr, p, key, att.delta[:, None, :])
+        att = _mark_beaten(loss_fn, params, X, y, att, cands, vals)
     lo, hi, bound = att.tangent_min, att.tangent_max, att.tangent_bound
-    status, derr, mult_tol, so_tol = _status(att, d)
+    k_grad = _cached_ops("grad", loss_fn, params, X[0], y[0])
+    status, derr, mult_tol, so_tol, e_g, lam_lo = _status(att, d, k_grad)
     reasons: tuple[str, ...] = ()
     if not is_traced(status):
         status, derr = np.asarray(status), np.asarray(derr)
@@ -804,45 +1117,69 @@ def linearize(
         reasons=reasons,
         cg_maxiter=cg_maxiter,
         dense=_dense_choice(attack_options.get("x_solver", "auto"), d),
+        grad_rounding=e_g,
+        tangent_lower=lam_lo,
     )
 
 
-def _status(att: AttackResult, d: int):
-    """Per-example status (index into :data:`STATUS`), the δ error bound, and the two
-    thresholds; jnp throughout, so it also runs under ``jit`` (see :func:`linearize`)."""
+def _status(att: AttackResult, d: int, k_grad: int):
+    """Per-example status (index into :data:`STATUS`), the δ error bound, the two
+    thresholds, the gradient's rounding and the curvature's lower bound; jnp throughout,
+    so it also runs under ``jit`` (see :func:`linearize`). Every γ is in the working dtype."""
     c = att.kkt
+    dt = att.delta.dtype
     res = c.residual
     lo, hi, bound = att.tangent_min, att.tangent_max, att.tangent_bound
     gnorm = jnp.linalg.norm(att.grad_x, axis=1)
-    derr = jnp.where(c.tangent_dim == 0, 0.0, res / jnp.where(lo > 0, lo, jnp.nan))
-    derr = jnp.where(jnp.isnan(derr), jnp.inf, derr)
-    # the multiplier is a 2d-op dot product of g (γ_{2d+8}) and moves by the residual
-    mult_tol = res + tolerance.gamma(2 * d + 8) * gnorm
+    # rounding of the computed input gradient, γ_k‖g‖ (k: the ops of one example's
+    # gradient): the true residual, and every multiplier, may be off by that much
+    e_g = tolerance.gamma(k_grad, dt) * gnorm
+    # the multiplier is a 2d-op dot product of g (γ_{2d+8}), moves by the residual and by
+    # the gradient's rounding (twice for L1: μ and the largest off-support |g_j|)
+    mult_tol = res + tolerance.gamma(2 * d + 8, dt) * gnorm + 2.0 * e_g
     # an x-HVP row and two projections (γ_{4d+8}) on |μ| + ‖A‖, plus the eigensolver's bound
-    so_tol = tolerance.gamma(4 * d + 8) * (jnp.abs(c.mu) + jnp.abs(hi)) + bound
+    so_tol = tolerance.gamma(4 * d + 8, dt) * (jnp.abs(c.mu) + jnp.abs(hi)) + bound
+    lam_lo = lo - so_tol
+    # ‖δ̂ − δ*‖ ≤ (r + e_g)/(λ_min − its error) to first order; 0 at a vertex
+    derr = jnp.where(c.tangent_dim == 0, 0.0, (res + e_g) / jnp.where(lam_lo > 0, lam_lo, jnp.nan))
+    derr = jnp.where(jnp.isnan(derr), jnp.inf, derr)
     second_order_fails = (c.tangent_dim > 0) & ~(lo > so_tol)
     degenerate = jnp.isfinite(c.multiplier) & ~(c.multiplier > mult_tol)
     near = jnp.isfinite(c.slack) & ~(c.slack > derr)
+    beaten = jnp.zeros(res.shape, dtype=bool) if att.beaten is None else att.beaten
     status = jnp.where(
         ~att.converged,
         1,
-        jnp.where(second_order_fails, 4, jnp.where(degenerate, 2, jnp.where(near, 3, 0))),
+        jnp.where(
+            beaten,
+            5,
+            jnp.where(second_order_fails, 4, jnp.where(degenerate, 2, jnp.where(near, 3, 0))),
+        ),
     )
-    return status, derr, mult_tol, so_tol
+    return status, derr, mult_tol, so_tol, e_g, lam_lo
 
 
 def _reasons(att, status, derr, mult_tol, so_tol) -> tuple[str, ...]:
     c, cases = att.kkt, att.cases
     res, lo = np.asarray(c.residual), np.asarray(att.tangent_min)
     mult, slack, tol = np.asarray(c.multiplier), np.asarray(c.slack), np.asarray(att.tol)
+    dt = np.dtype(att.delta.dtype).name
     out = []
     for i, st in enumerate(status):
         if st == 1:
             out.append(f"attack not converged (KKT residual {res[i]:.3g} > tol {tol[i]:.3g})")
+        elif st == 5:
+            out.append(
+                f"another start found a higher value: {float(att.best_other[i]):.6g} > "
+                f"{float(att.loss[i]):.6g} (more than the float error of the two, "
+                f"{float(att.value_error[i]):.3g} at δ): the attack's δ is a KKT point, "
+                "not the maximiser, and the curvature there is not that of the adversarial "
+                "loss (raise structured_starts or restarts)"
+            )
         elif st == 4:
             out.append(
                 f"second-order condition fails on the tangent space of the {cases[i]} case: "
-                f"λ_min(P(μI − H_xx)P) = {lo[i]:.3g} ≤ {so_tol[i]:.3g} (its float64 error): "
+                f"λ_min(P(μI − H_xx)P) = {lo[i]:.3g} ≤ {so_tol[i]:.3g} (its {dt} error): "
                 "the Hessian in x is singular or indefinite there, δ* is not an isolated "
                 "maximiser and Dδ* does not exist"
             )
@@ -863,11 +1200,52 @@ def _reasons(att, status, derr, mult_tol, so_tol) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _likely_cause(loss_fn: Any, y: Any) -> str:
+    """A sentence naming a likely cause visible in the inputs, or ''."""
+    if is_traced(y):
+        return ""
+    from advlip import models
+
+    base = getattr(loss_fn, "base", loss_fn)
+    margin = isinstance(base, models.MLPLoss | models.LinearLoss)
+    labels = np.unique(np.asarray(y))
+    if margin and labels.size and np.all(np.isin(labels, [0.0, 1.0])) and np.any(labels == 0):
+        return (
+            f" Likely cause: the labels y are in {{0, 1}}, but {type(base).__name__} is a "
+            "margin loss ℓ(y·f(x)) that expects y ∈ {-1, +1}: at y = 0 the loss is constant "
+            "in x, so ∇_x ℓ = 0 and the attack has nothing to climb. Convert the labels "
+            "with y = 2 * y - 1."
+        )
+    return ""
+
+
 def _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options) -> AdversarialPoint:
     pt = linearize(loss_fn, params, X, y, eps=eps, p=p, attack=attack, **attack_options)
-    if strict and not is_traced(pt.status):
-        pt.attack.require_converged()
+    if is_traced(pt.status):
+        return pt
+    if strict:
+        try:
+            pt.attack.require_converged()
+        except AttackNotConvergedError as err:
+            hint = _likely_cause(pt.loss_fn, pt.y)
+            if not hint:
+                raise
+            raise AttackNotConvergedError(str(err) + hint) from None
         pt.require_determined()
+    elif not pt.all_determined:
+        status = np.asarray(pt.status)
+        bad = np.flatnonzero(status != 0)
+        code, count = collections.Counter(status[bad].tolist()).most_common(1)[0]
+        first = int(bad[status[bad] == code][0])
+        warnings.warn(
+            f"strict=False: {bad.size} of {status.size} example(s) are undetermined and the "
+            f"returned value includes them; most common reason ({count} example(s)): "
+            f"{STATUS[code]} — e.g. example {first}: {pt.reasons[first]}. Read "
+            "linearize(...).status / .reasons, or pass strict=True to raise."
+            + _likely_cause(pt.loss_fn, pt.y),
+            UndeterminedWarning,
+            stacklevel=3,
+        )
     return pt
 
 
@@ -896,11 +1274,13 @@ def adversarial_loss(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from advlip import adversarial, linear, models
+        >>> from advlip import adversarial, linear, models, tolerance
         >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.0)}
         >>> X, y = jnp.array([[0.5, 1.0], [1.0, -1.0]]), jnp.array([1.0, -1.0])
         >>> L = adversarial.adversarial_loss(models.LinearLoss(), params, X, y, eps=0.1, p=2)
-        >>> bool(abs(L - linear.adversarial_loss(params["w"], X, y, eps=0.1, p=2)) < 1e-14)
+        >>> closed = linear.adversarial_loss(params["w"], X, y, eps=0.1, p=2)
+        >>> # two evaluations of a 2-d linear model: 64 operations is a generous count
+        >>> bool(abs(L - closed) <= tolerance.gamma(64, L.dtype) * abs(closed))
         True
     """
     params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
@@ -1170,7 +1550,7 @@ def resolve_grads(
     ``values`` (B,), ``grads`` (B, P), ``residual``, ``gap``, ``kind`` (B, n) and
     ``delta`` (B, n, d).
     """
-    thetas = np.asarray(thetas, dtype=float)
+    thetas = np.asarray(thetas)
     if thetas.ndim != 2 or thetas.shape[1] != point.dim:
         raise ValueError(f"thetas must have shape (B, {point.dim}), got {thetas.shape}")
     n, d = point.X.shape
@@ -1181,12 +1561,12 @@ def resolve_grads(
         lanczos_steps=min(d, 64),
         dense=point.dense,
     )
-    init = point.delta if init is None else jnp.asarray(init, dtype=point.X.dtype)
+    init = point.delta if init is None else jnp.asarray(init).astype(point.dtype)
     starts = init[:, None, :]
-    alpha = jnp.asarray(0.0, dtype=point.X.dtype)
+    alpha = np.asarray(0.0, dtype=point.dtype)
     out: dict[str, list] = {k: [] for k in ("values", "grads", "residual", "gap", "kind", "delta")}
     for theta in thetas:
-        params = _unravel_jit(point.spec, jnp.asarray(theta))
+        params = _unravel_jit(point.spec, np.asarray(theta, dtype=point.dtype))
         att = _run(
             point.loss_fn,
             params,
@@ -1210,6 +1590,12 @@ def resolve_grads(
     return {k: np.asarray(jnp.stack(v)) for k, v in out.items()}
 
 
+def _mean_terms(rmax: np.ndarray, derr: np.ndarray) -> np.ndarray:
+    """Per example the value error r·e/2 of a δ off by e with residual r (0·∞ = 0)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(rmax == 0, 0.0, rmax * derr / 2.0)
+
+
 def fd_hessian(
     point: AdversarialPoint,
     *,
@@ -1225,42 +1611,51 @@ def fd_hessian(
     quadratically from a start O(h) away, and each re-solve's KKT residual enters the
     tolerance) and the Danskin
     gradient taken: 4P attacked gradients. ``h`` defaults to
-    :math:`2^{-13} \max(1, \|\theta\|_\infty)`: truncation :math:`h^2 \approx 10^{-8}` above
-    the rounding :math:`u/h \approx 10^{-12}`, so Richardson's estimate of the error is
-    reliable. Compare with :meth:`FDHessian.compare`.
+    :math:`2^{\lfloor(\log_2 u + 14)/3\rfloor} \max(1, \|\theta\|_\infty)` for the unit roundoff
+    u of the working dtype — :math:`2^{-13}` in float64: truncation :math:`h^2 \approx 10^{-8}`
+    above the rounding :math:`u/h \approx 10^{-12}` (the ratio :math:`h^3/u = 2^{14}` kept for
+    other dtypes), so Richardson's estimate of the error is reliable. The shifted θ are
+    rounded to the working dtype and the differences divided by the steps actually
+    taken. Compare with :meth:`FDHessian.compare`.
     """
     loss_fn, params = point.loss_fn, point.params
-    theta = np.asarray(_ravel(params))
+    dt = point.dtype
+    theta = np.asarray(_ravel(params), dtype=np.float64)
     P = theta.size
     if h is None:
-        h = 2.0**-13 * max(1.0, float(np.max(np.abs(theta))))
+        u = tolerance.unit_roundoff(dt)
+        h = 2.0 ** math.floor((math.log2(u) + 14.0) / 3.0) * max(1.0, float(np.max(np.abs(theta))))
     eye = np.eye(P)
     offsets = np.concatenate([h * eye, -h * eye, 2 * h * eye, -2 * h * eye])
-    r = resolve_grads(
-        point, theta[None, :] + offsets, refine_steps=refine_steps, newton_steps=newton_steps
+    thetas = (theta[None, :] + offsets).astype(dt)
+    # the steps actually taken once θ ± s e_j is rounded to the working dtype
+    taken = np.abs(
+        np.diagonal((thetas.astype(np.float64) - theta[None, :]).reshape(4, P, P), axis1=1, axis2=2)
     )
+    r = resolve_grads(point, thetas, refine_steps=refine_steps, newton_steps=newton_steps)
     vals, grads, res, gap, kind = r["values"], r["grads"], r["residual"], r["gap"], r["kind"]
+    vals, grads = vals.astype(np.float64), grads.astype(np.float64)
     gp, gm, g2p, g2m = grads[:P], grads[P : 2 * P], grads[2 * P : 3 * P], grads[3 * P :]
-    D_h = ((gp - gm) / (2 * h)).T
-    D_2h = ((g2p - g2m) / (4 * h)).T
+    D_h = ((gp - gm) / (taken[0] + taken[1])[:, None]).T
+    D_2h = ((g2p - g2m) / (taken[2] + taken[3])[:, None]).T
     vp, vm, v2p, v2m = vals[:P], vals[P : 2 * P], vals[2 * P : 3 * P], vals[3 * P :]
     n, d = point.X.shape
     rmax = res.max(axis=0)
-    grad_error = point.gradient_error(rmax)
-    lam = np.asarray(point.tangent_min)
-    tdim = np.asarray(point.kkt.tangent_dim)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        derr = np.where((tdim > 0) & (lam > 0), rmax / lam, 0.0)
-    derr = np.where((tdim > 0) & ~(lam > 0) & (rmax > 0), np.inf, derr)
-    attack_v = float(np.mean(np.maximum(gap.max(axis=0), 0.0) + rmax * derr / 2))
+    # the true residual of a re-solve is at most the computed one plus the rounding of
+    # the gradient it was computed from
+    r_true = rmax + np.asarray(point.grad_rounding, dtype=np.float64)
+    grad_error = point.gradient_error(r_true)
+    derr = point._delta_errors(r_true)
+    # a δ off by e with true residual r loses at most r·e/2 of the value
+    attack_v = float(np.mean(np.maximum(gap.max(axis=0), 0.0) + _mean_terms(r_true, derr)))
     k_val = _cached_ops("value", loss_fn, params, point.X[0], point.y[0]) + n
-    value_error = tolerance.gamma(k_val) * float(np.abs(vals).max()) + attack_v
+    value_error = tolerance.gamma(k_val, dt) * float(np.abs(vals).max()) + attack_v
     changed = bool((kind != np.asarray(point.kkt.kind)[None, :]).any())
     return FDHessian(
         fine=D_h,
         coarse=D_2h,
-        grad_fine=(vp - vm) / (2 * h),
-        grad_coarse=(v2p - v2m) / (4 * h),
+        grad_fine=(vp - vm) / (taken[0] + taken[1]),
+        grad_coarse=(v2p - v2m) / (taken[2] + taken[3]),
         grad_error=grad_error,
         value_error=value_error,
         h=float(h),

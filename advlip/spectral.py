@@ -16,13 +16,23 @@ have a static length, so the functions work under ``jit`` and ``vmap``.
   :math:`\|Av - \lambda v\|` that bounds its distance to an eigenvalue.
 * :func:`dense_matrix` — ``A`` itself, column by column (small ``n`` only).
 
-Example:
+**Rounding.** The a-posteriori bounds above hold in exact arithmetic for the operator
+as the ``matvec`` computes it. Two more errors are reported separately: the rounding
+of the algorithm itself (``rounding``: the recurrence and the small eigensolver, in the
+unit roundoff of the dtype of ``v0``), and the error of the ``matvec`` (the caller's:
+a Hessian-vector product of a network is not exact either). A bound of 0 — which the
+residual bound reaches when the Krylov space is invariant — is never the whole error.
+Every threshold (CG's stop, Lanczos' breakdown test) uses the dtype's unit roundoff.
+
+Example (rounded: the last digits depend on the dtype and the compiler):
     >>> import jax.numpy as jnp
     >>> from advlip import spectral
     >>> A = jnp.diag(jnp.array([1.0, 2.0, 5.0]))
     >>> res = spectral.lanczos(lambda v: A @ v, jnp.ones(3), num_steps=3)
-    >>> round(float(res.largest), 12), round(float(res.smallest), 12)
+    >>> round(float(res.largest), 4), round(float(res.smallest), 4)
     (5.0, 1.0)
+    >>> bool(abs(float(res.largest) - 5.0) <= float(res.largest_bound + res.rounding))
+    True
 """
 
 from __future__ import annotations
@@ -64,15 +74,16 @@ def cg(matvec: Matvec, b: jax.Array, *, maxiter: int, rtol: float | None = None)
     Stops after ``maxiter`` iterations, when :math:`\|r\| \le` ``rtol``:math:`\|b\|`, or
     when a direction of non-positive curvature appears (then ``min_curvature ≤ 0``
     and ``x`` is the last iterate, which is not a solution). The default ``rtol`` is
-    :math:`\gamma_{2n+4}` (:mod:`advlip.tolerance`): the residual of the exact solution
-    computed in float64 is about that large, so iterating further gains nothing.
+    :math:`\gamma_{2n+4}` in the unit roundoff of ``b``'s dtype (:mod:`advlip.tolerance`):
+    the residual of the exact solution computed in that dtype is about that large, so
+    iterating further gains nothing.
 
     Returns ``(x, CGInfo)``.
     """
     n = b.shape[0]
     if rtol is None:
-        # k = 2n + 4: a matvec row (n products, n sums) and the update.
-        rtol = tolerance.gamma(2 * n + 4)
+        # k = 2n + 4: a matvec row (n products, n sums) and the update, in b's dtype.
+        rtol = tolerance.gamma(2 * n + 4, b.dtype)
     bnorm = jnp.linalg.norm(b)
     thresh = rtol * bnorm
     x0 = jnp.zeros_like(b)
@@ -121,6 +132,14 @@ class LanczosResult(NamedTuple):
       ritz_vectors: the Ritz vectors in the original space, shape (k, n), row j for
         ``ritz_values[j]``.
       steps: Lanczos steps actually taken (< k after an invariant subspace was found).
+      rounding: bound on what the rounding of the algorithm adds to every Ritz value's
+        distance to an eigenvalue of the (computed) operator: the recurrence and the
+        reorthogonalisation, :math:`\\sqrt{\\text{steps}}\\,\\gamma_{4n+8}\\|A\\|` (the
+        2-norm of the matrix of the steps' errors, each :math:`\\gamma_{4n+8}\\|A\\|`), and the
+        tridiagonal eigensolver, :math:`\\gamma_{k^2+8}\\|T\\|`, in the unit roundoff of
+        the dtype, with :math:`\\|A\\|` estimated by :math:`\\max_j(|\\alpha_j|, \\beta_j)`.
+      aux: with ``has_aux``, the sum over the Krylov basis vectors of the matvec's
+        auxiliary output (``None`` otherwise).
     """
 
     ritz_values: jax.Array
@@ -129,6 +148,8 @@ class LanczosResult(NamedTuple):
     alphas: jax.Array
     betas: jax.Array
     steps: jax.Array
+    rounding: Any = 0.0
+    aux: Any = None
 
     @property
     def largest(self) -> jax.Array:
@@ -153,19 +174,30 @@ class LanczosResult(NamedTuple):
 
 
 def lanczos(
-    matvec: Matvec, v0: jax.Array, *, num_steps: int, max_steps: Any = None
+    matvec: Matvec,
+    v0: jax.Array,
+    *,
+    num_steps: int,
+    max_steps: Any = None,
+    has_aux: bool = False,
 ) -> LanczosResult:
     r"""``num_steps`` Lanczos steps on a symmetric ``matvec`` from ``v0``, fully reorthogonalised.
 
     The Krylov space stops growing when the new residual :math:`\beta_j` falls to the
-    float64 noise of the reorthogonalised vector, :math:`\gamma_{4n}\,\|A\|_{\rm est}`
-    (k = 4n: two Gram–Schmidt passes of n-term dot products), with
+    rounding noise of the reorthogonalised vector in ``v0``'s dtype,
+    :math:`\gamma_{4n+8}\,\|A\|_{\rm est}`
+    (k = 4n + 8: two Gram–Schmidt passes of n-term dot products), with
     :math:`\|A\|_{\rm est} = \max_j(|\alpha_j|, \beta_j)`; the remaining steps are
     no-ops. With ``num_steps ≥`` the dimension of the smallest invariant subspace
     containing ``v0`` the extreme Ritz values are eigenvalues of ``A`` to rounding.
     ``max_steps`` (may be traced, ≤ ``num_steps``) stops it earlier: when the caller
     knows the dimension of the invariant subspace (a tangent space, say), the steps
     past it would only add rounding noise, and a spurious Ritz value near 0.
+
+    With ``has_aux`` the matvec returns ``(A v, aux)`` (``aux`` an array or pytree) and
+    the result's ``aux`` is the sum of ``aux`` over the orthonormal Krylov basis vectors
+    — e.g. per-term squared norms :math:`\|A_i q_j\|^2`, whose sum over a basis of the
+    whole space is :math:`\|A_i\|_F^2`.
     """
     n = v0.shape[0]
     k = int(num_steps)
@@ -173,13 +205,16 @@ def lanczos(
         raise ValueError(f"num_steps={num_steps!r} is not allowed; allowed: an integer >= 1")
     dtype = v0.dtype
     q0 = v0 / jnp.linalg.norm(v0)
-    thresh_k = tolerance.gamma(4 * n + 8)
+    thresh_k = tolerance.gamma(4 * n + 8, dtype)
     limit = k if max_steps is None else jnp.minimum(max_steps, k)
+    mv = matvec if has_aux else (lambda v: (matvec(v), None))
+    aux0 = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(mv, q0)[1])
 
     def step(carry, j):
-        Q, q, alive, scale, alpha0 = carry
+        Q, q, alive, scale, alpha0, aux_sum = carry
         Q = Q.at[j].set(jnp.where(alive, q, 0.0))
-        w = matvec(q)
+        w, aux = mv(q)
+        aux_sum = jax.tree.map(lambda s, a: s + jnp.where(alive, a, 0.0), aux_sum, aux)
         a = q @ w
         w = w - a * q
         w = w - Q.T @ (Q @ w)
@@ -191,11 +226,12 @@ def lanczos(
         q_next = jnp.where(next_alive, w / jnp.where(b > 0, b, 1.0), 0.0)
         a_out = jnp.where(alive, a, alpha0)
         b_out = jnp.where(alive, b, 0.0)
-        return (Q, q_next, next_alive, scale, alpha0), (a_out, b_out, alive)
+        return (Q, q_next, next_alive, scale, alpha0, aux_sum), (a_out, b_out, alive)
 
     Q0 = jnp.zeros((k, n), dtype=dtype)
-    init = (Q0, q0, jnp.asarray(True), jnp.asarray(0.0, dtype=dtype), jnp.asarray(0.0, dtype=dtype))
-    (Q, _, _, _, _), (alphas, betas, alive) = lax.scan(step, init, jnp.arange(k))
+    zero = jnp.asarray(0.0, dtype=dtype)
+    init = (Q0, q0, jnp.asarray(True), zero, zero, aux0)
+    (Q, _, _, scale, _, aux_sum), (alphas, betas, alive) = lax.scan(step, init, jnp.arange(k))
     steps = jnp.sum(alive)
     # T: diagonal alphas, off-diagonal betas of every step but the last; a dead step's
     # beta is 0 and its alpha the Rayleigh quotient alphas[0], which decouples it.
@@ -208,6 +244,15 @@ def lanczos(
     # Ritz values living on dead slots repeat alphas[0]; by Cauchy interlacing they lie
     # between the extreme Ritz values of the live block, so they never are the extremes.
     vecs = S.T @ Q
+    # rounding of the algorithm (Paige): A Q_k = Q_k T_k + β q e_kᵀ + F_k, each column of F_k
+    # the rounding of one step — the matvec's result minus αq and two Gram–Schmidt passes
+    # of n-term dot products, γ_{4n+8}‖A‖ — so ‖F_k‖₂ ≤ ‖F_k‖_F ≤ √k γ_{4n+8}‖A‖; the
+    # eigensolver of the k×k T is backward stable, γ_{k²+8}‖T‖ with a generous count
+    # (‖T‖ ≤ ‖A‖ to rounding); ‖A‖ is estimated by max_j(|α_j|, β_j)
+    rounding = (
+        jnp.sqrt(steps.astype(dtype)) * tolerance.gamma(4 * n + 8, dtype)
+        + tolerance.gamma(k * k + 8, dtype)
+    ) * scale
     return LanczosResult(
         ritz_values=vals,
         residual_bounds=bounds,
@@ -215,17 +260,22 @@ def lanczos(
         alphas=alphas,
         betas=betas,
         steps=steps,
+        rounding=rounding,
+        aux=aux_sum if has_aux else None,
     )
 
 
 class PowerResult(NamedTuple):
     """The dominant eigenpair estimate and its residual ``‖A v - λ v‖`` (an eigenvalue of
-    ``A`` lies within that distance of ``eigenvalue``)."""
+    ``A`` lies within that distance of ``eigenvalue``, in exact arithmetic); ``rounding``
+    bounds what the rounding of the residual and of the Rayleigh quotient add to it,
+    :math:`\\gamma_{2n+8}(2\\|Av\\|)` in the unit roundoff of the dtype."""
 
     eigenvalue: jax.Array
     vector: jax.Array
     residual: jax.Array
     steps: int
+    rounding: Any = 0.0
 
 
 def power_iteration(matvec: Matvec, v0: jax.Array, *, num_steps: int) -> PowerResult:
@@ -247,7 +297,17 @@ def power_iteration(matvec: Matvec, v0: jax.Array, *, num_steps: int) -> PowerRe
     v = lax.fori_loop(0, k, body, v)
     w = matvec(v)
     lam = v @ w
-    return PowerResult(eigenvalue=lam, vector=v, residual=jnp.linalg.norm(w - lam * v), steps=k)
+    n = v.shape[0]
+    # v·w (n terms), w − λv and its norm (n terms each), ‖v‖ = 1 to rounding: γ_{2n+8}
+    # on ‖w‖ for λ and again for the residual
+    rounding = 2.0 * tolerance.gamma(2 * n + 8, v.dtype) * jnp.linalg.norm(w)
+    return PowerResult(
+        eigenvalue=lam,
+        vector=v,
+        residual=jnp.linalg.norm(w - lam * v),
+        steps=k,
+        rounding=rounding,
+    )
 
 
 def dense_matrix(matvec: Matvec, n: int, dtype=None) -> jax.Array:

@@ -300,9 +300,11 @@ def test_switching_surface_is_undetermined():
     assert isinstance(err.value, ValueError)
     with pytest.raises(adversarial.UndeterminedError, match="not determined"):
         pt.require_determined()
-    # strict=False gives the numbers with the status beside them
-    H = adversarial.total_hessian(loss, theta0, X, y, strict=False, **kw)
+    # strict=False gives the numbers with the status beside them, and says so
+    with pytest.warns(adversarial.UndeterminedWarning, match="8 of 8 example") as rec:
+        H = adversarial.total_hessian(loss, theta0, X, y, strict=False, **kw)
     assert H.shape == (pt.dim, pt.dim)
+    assert "second-order condition fails" in str(rec[0].message)
 
 
 def test_docstring_examples_run():
@@ -342,3 +344,23 @@ def test_matvec_solvers_agree_with_the_dense_hessian():
     )
     with pytest.raises(ValueError, match="solver='lu' is not allowed"):
         pt.matvec(solver="lu")
+
+
+def test_zero_one_labels_are_named_as_the_likely_cause():
+    """0/1 labels on a ±1 margin loss: at y = 0 the loss is constant in x, every such
+    example is undetermined, and both the strict error and the warning say why."""
+    loss, params, X, y = _reference()
+    assert set(np.asarray(y).tolist()) == {-1.0, 1.0}
+    y01 = (y + 1.0) / 2.0
+    kw = dict(eps=general.EPS_L2, p=2.0)
+    cause = r"labels y are in \{0, 1\}, but MLPLoss is a margin loss .* y = 2 \* y - 1"
+    with pytest.raises(adversarial.UndeterminedError, match=cause):
+        adversarial.total_hessian(loss, params, X, y01, **kw)
+    zeros = int(np.sum(np.asarray(y01) == 0))
+    with pytest.warns(adversarial.UndeterminedWarning, match=cause) as rec:
+        adversarial.top_eigenvalue(loss, params, X, y01, strict=False, **kw)
+    msg = str(rec[0].message)
+    assert f"{zeros} of 8 example(s) are undetermined" in msg
+    assert "most common reason" in msg and "second-order condition fails" in msg
+    # with ±1 labels the same call is determined and silent (warnings are errors here)
+    adversarial.top_eigenvalue(loss, params, X, y, strict=False, **kw)

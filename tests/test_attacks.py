@@ -269,3 +269,34 @@ def test_docstring_examples_run():
     for mod in (attacks, models):
         result = doctest.testmod(mod, raise_on_error=False)
         assert result.failed == 0 and result.attempted > 0, (mod.__name__, result)
+
+
+def test_structured_starts_screen_and_refine():
+    """The screen's best points are refined as extra starts and the winner is never below
+    a single local start; ``beaten`` compares the winner with every screened value."""
+    loss, params, X, y = reference()
+    local = attacks.pgd(loss, params, X, y, eps=0.5, p=1.0, structured_starts=0)
+    assert local.beaten is None and local.best_other is None
+    full = attacks.pgd(loss, params, X, y, eps=0.5, p=1.0)
+    # init + 2 refined screened points, and the winner is the best of them
+    assert np.all(np.asarray(full.loss) >= np.asarray(local.loss) - np.asarray(full.value_error))
+    assert full.beaten.shape == (8,) and full.beaten.dtype == bool
+    # the screen saw every vertex ±ε e_j (d = 4 ≤ 64): none is above the winner
+    vertices = 0.5 * np.concatenate([np.eye(4), -np.eye(4)])
+    best_vertex = np.max(
+        [np.asarray(_values(loss, params, X, y, jnp.broadcast_to(v, X.shape))) for v in vertices],
+        axis=0,
+    )
+    assert np.all(np.asarray(full.best_other) >= best_vertex)
+    assert np.all(best_vertex <= np.asarray(full.loss) + 2 * np.asarray(full.value_error))
+    with pytest.raises(ValueError, match="structured_starts=-1 is not allowed"):
+        attacks.pgd(loss, params, X, y, eps=0.5, p=1.0, structured_starts=-1)
+
+
+def test_kkt_runs_in_the_dtype_of_its_inputs():
+    c = attacks.kkt(
+        jnp.array([0.6, 0.8], jnp.float32), jnp.array([3.0, 4.0], jnp.float32), eps=1.0, p=2
+    )
+    assert c.residual.dtype == jnp.float32 and attacks.KINDS[int(c.kind)] == "l2_boundary"
+    # ‖g − (g·n̂)n̂‖ in float32: a few float32 ulps of ‖g‖ = 5, not a float64 residual
+    assert float(c.residual) <= tolerance.gamma(2 * 2 + 8, np.float32) * 5.0

@@ -166,6 +166,45 @@ def test_works_under_jit_and_vmap():
     assert np.allclose(np.asarray(top(A)), [3.0, 4.0], atol=1e-13)
 
 
+@settings(max_examples=_EXAMPLES)
+@given(symmetric_matrices())
+def test_lanczos_aux_sums_to_frobenius_norms_over_a_full_basis(case):
+    """With has_aux the per-term squared norms summed over the orthonormal Krylov basis
+    are ‖A_i Q‖_F², which is ‖A_i‖_F² once the basis spans the space (k = n steps and
+    no breakdown): A = A_1 + A_2 with A_2 = 2A_1 gives 1/9 and 4/9 of ‖A‖_F²."""
+    A, v0 = case
+    n = A.shape[0]
+    A1 = jnp.asarray(A / 3.0)
+
+    @jax.jit
+    def run(A1, v0):
+        def mv(v):
+            w1 = A1 @ v
+            return 3.0 * w1, jnp.stack([w1 @ w1, 4.0 * (w1 @ w1)])
+
+        return spectral.lanczos(mv, v0, num_steps=n, has_aux=True)
+
+    res = run(A1, jnp.asarray(v0))
+    if int(res.steps) < n:  # an invariant subspace: the basis does not span R^n
+        assert np.all(np.asarray(res.aux) <= np.array([1.0, 4.0]) * np.sum(A * A) / 9 * (1 + 1e-12))
+        return
+    fro = np.sum(np.asarray(A) ** 2)
+    # an orthonormal basis to float64 rounding of n-term sums: γ_{4n+8} relative
+    tol = tolerance.gamma(4 * n + 8) * n * fro
+    assert np.allclose(np.asarray(res.aux), np.array([1.0, 4.0]) * fro / 9.0, rtol=0, atol=tol)
+
+
+def test_power_iteration_reports_its_rounding_in_the_vector_dtype():
+    A = np.diag([1.0, -10.0, 2.0])
+    for dtype in (jnp.float32, jnp.float64):
+        M = jnp.asarray(A, dtype)
+        res = spectral.power_iteration(lambda v, M=M: M @ v, jnp.ones(3, dtype), num_steps=200)
+        # γ_{2n+8} of the dtype, twice, on ‖Av‖ = 10
+        expected = 2 * tolerance.gamma(2 * 3 + 8, dtype) * 10.0
+        assert float(res.rounding) == pytest.approx(expected, rel=1e-3)
+        assert abs(float(res.eigenvalue) + 10.0) <= float(res.residual) + float(res.rounding)
+
+
 def test_docstring_examples_run():
     import doctest
 
