@@ -284,7 +284,7 @@ def _example_blocks(loss_fn, spec, theta, x, y, delta, c: KKT):
     A = P @ (c.mu * eye - Hxx) @ P
     U = P @ jnp.linalg.solve(A + eye - P, P @ Hxt)  # Dδ*, (d, P)
     total = Htt + Hxt.T @ U
-    # |terms| of the formula, for its float64 error bound
+    # |terms| of the formula, for its rounding-error bound in the working dtype
     abs_terms = jnp.abs(Htt) + jnp.abs(Hxt.T) @ jnp.abs(U)
     return Htt, Hxt, Hxx, U, total, abs_terms
 
@@ -906,13 +906,17 @@ class AdversarialPoint:
 
         ``method="lanczos"``: the largest algebraic eigenvalue :math:`\lambda_{\max}`;
         ``method="power"``: the eigenvalue of largest magnitude (the local constant
-        :math:`\lambda_{\max}(|\nabla^2 L|)`, with its sign). ``bound``: an eigenvalue of
-        the exact Hessian at the exact maximisers lies within it — the Lanczos residual
-        bound / power residual, plus the eigensolver's rounding, the rounding of the
-        Hessian-vector products and the attack's error (see :class:`EigenEstimate`), in
-        the working dtype. The error parts cost one more Lanczos run for ``"power"``,
-        P extra products when the Krylov space does not span :math:`\mathbb{R}^P`, and d
-        forward passes per example. SPEC §5.
+        :math:`\lambda_{\max}(|\nabla^2 L|)`, with its sign). ``bound``: the Lanczos
+        residual bound / power residual, plus the eigensolver's rounding, the rounding of
+        the Hessian-vector products and the attack's first-order error (see
+        :class:`EigenEstimate`), in the working dtype. It is a bound (an eigenvalue of the
+        exact Hessian at the exact maximisers lies within it, to first order in the
+        attack's error) when ``exact_scale`` is True: P ≤ :data:`FROBENIUS_MAX_P` (all P
+        columns are used for the products' rounding) or the Lanczos basis spans
+        :math:`\mathbb{R}^P`. Above that the products' rounding is estimated on the Krylov
+        space (it can only be underestimated), and ``exact_scale`` is False: treat the
+        bound as an estimate there. The error parts cost one more Lanczos run for
+        ``"power"``, up to P extra products, and d forward passes per example. SPEC §5.
         """
         if hessian not in ("total", "naive"):
             raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
@@ -1038,8 +1042,17 @@ def _attack(loss_fn, params, X, y, eps, p, attack, attack_options) -> AttackResu
                 f"attack was computed for eps={float(attack.eps):g}, p={attack.p:g}; "
                 f"asked for eps={float(eps):g}, p={p:g}"
             )
-        return attack
-    return pgd(loss_fn, params, X, y, eps=eps, p=p, **attack_options)
+        att = attack
+    else:
+        att = pgd(loss_fn, params, X, y, eps=eps, p=p, **attack_options)
+    if att.beaten is None and float(eps) > 0:
+        # an attack that screened nothing (structured_starts=0, or the user's own): screen
+        # the ball for a higher value than its maximisers now
+        eps_arr = jnp.asarray(np.asarray(eps, dtype=np.asarray(att.eps).dtype))
+        key = attack_options.get("key")
+        cands, vals = _screen(loss_fn, params, X, y, eps_arr, p, key, att.delta[:, None, :])
+        att = _mark_beaten(loss_fn, params, X, y, att, cands, vals)
+    return att
 
 
 def linearize(
@@ -1088,11 +1101,6 @@ def linearize(
     att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
     n, d = X.shape
     eps_arr = jnp.asarray(np.asarray(eps, dtype=dt))
-    if att.beaten is None and float(eps) > 0:
-        # an attack that screened nothing (structured_starts=0): screen its maximisers now
-        key = attack_options.get("key")
-        cands, vals = _screen(loss_fn, params, X, y, eps_arr, p, key, att.delta[:, None, :])
-        att = _mark_beaten(loss_fn, params, X, y, att, cands, vals)
     lo, hi, bound = att.tangent_min, att.tangent_max, att.tangent_bound
     k_grad = _cached_ops("grad", loss_fn, params, X[0], y[0])
     status, derr, mult_tol, so_tol, e_g, lam_lo = _status(att, d, k_grad)
@@ -1285,7 +1293,7 @@ def adversarial_loss(
     """
     params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
     att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
-    att.require_converged()
+    att.require_maximiser()
     return jnp.mean(att.loss)
 
 
@@ -1306,11 +1314,11 @@ def danskin_grad(
     \nabla_\theta\ell(x_i+\delta_i^*(\theta), y_i; \theta)`.
 
     Valid where the maximiser is unique (Danskin's theorem); raises if the attack
-    did not converge.
+    did not converge or another start beat its maximiser.
     """
     params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
     att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
-    att.require_converged()
+    att.require_maximiser()
     return att.danskin_grad
 
 

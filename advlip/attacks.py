@@ -906,6 +906,28 @@ class AttackResult:
             "cause or pass a looser rtol/atol if you accept the error it brings."
         )
 
+    def require_maximiser(self) -> None:
+        """:meth:`require_converged`, and no start or screened point beat the returned δ.
+
+        Raises :class:`AttackNotConvergedError` naming the beaten examples: their δ is a
+        KKT point below another point of the ball, so neither the loss value nor the
+        Danskin gradient taken there is that of the maximum."""
+        self.require_converged()
+        if self.beaten is None:
+            return
+        beaten = np.asarray(self.beaten)
+        if not beaten.any():
+            return
+        bad = np.flatnonzero(beaten)
+        loss, other = np.asarray(self.loss), np.asarray(self.best_other)
+        rows = ", ".join(f"#{i}: {loss[i]:.6g} < {other[i]:.6g}" for i in bad[:5])
+        raise AttackNotConvergedError(
+            f"another start found a higher value on {bad.size} of {beaten.size} example(s) "
+            f"({rows}{', …' if bad.size > 5 else ''}): the returned δ is a KKT point (a local "
+            "certificate) but not the maximiser. Raise restarts= or structured_starts= so the "
+            "attack refines the better start, or pass a stronger attack= of your own."
+        )
+
 
 def _run(loss_fn, params, X, y, starts, eps_arr, alpha, counts, p, cfg, rtol, atol) -> AttackResult:
     """The compiled attack without validation (callers have validated). Host-side
@@ -1261,7 +1283,7 @@ def pgd(
         (matrix-free: CG and Lanczos on Hessian-vector products), or ``"auto"``:
         dense for d ≤ 64 (it compiles faster), matrix-free above.
       rtol, atol: converged iff KKT residual ≤ ``atol + rtol * ‖∇_x ℓ(x_i)‖``: the accuracy
-        asked of the attack (1e-6 ≈ 17 float32 ulps is attainable in float32 and float64
+        asked of the attack (1e-6 ≈ 17 float32 unit roundoffs is attainable in float32 and float64
         alike). It is a request, not an error bound: the residual's own rounding enters
         the δ error bound of :func:`advlip.adversarial.linearize` separately.
       structured_starts: screen the structured points of the norm and random points of

@@ -25,7 +25,7 @@ the budget, cheapest and most structural first, stopping at the first witness:
     the pair distance free to shrink.
 
 A witness is re-evaluated eagerly and must beat the claim by more than the
-rounding error of the gradients (``grad_error``; by default γ_1000 in the dtype the
+rounding error of the gradients (``grad_error``; by default γ_{1000+4P} in the dtype the
 gradient is computed in, float32 or float64) before it is reported; the whole run
 replays from ``seed``. Memory is O(P) per pair, with a fixed budget per batch of
 pairs, so parameters of dimension 10⁶ are searched as readily as 10.
@@ -81,24 +81,28 @@ _PAD_FULL = 2**16  # batches of up to this many parameters are always padded to 
 
 #: Relative error of one float64 gradient: γ_1000 in float64, i.e. each component
 #: assembled from up to 1000 rounded operations without catastrophic cancellation.
-#: Kept for backward compatibility: :func:`falsify_smoothness` now uses γ_1000 in the
-#: dtype the gradient is actually computed in (``tolerance.gamma(1000, dtype)``:
-#: 6·10⁻⁵ for float32), so a float32 gradient is not judged by a float64 error bound.
+#: Kept for backward compatibility: :func:`falsify_smoothness` now uses γ_{1000+4P} in
+#: the dtype the gradient is actually computed in (:func:`default_grad_rtol`), so a
+#: float32 gradient is not judged by a float64 error bound, nor a large model by a small k.
 #: Pass ``grad_error=`` (absolute, 2-norm) when your gradient needs more.
 DEFAULT_GRAD_RTOL = tolerance.gamma(1000)
 
 
-def default_grad_rtol(dtype: Any) -> float:
-    """γ_1000 in ``dtype``: the default relative error of one gradient computed in ``dtype``.
+def default_grad_rtol(dtype: Any, dim: int = 0) -> float:
+    """γ_k, k = 1000 + 4·dim, in ``dtype``: the default relative error of one gradient of
+    ``dim`` parameters computed in ``dtype`` — each component assembled from a dot product
+    over every parameter (a linear layer's pre-activation: 2·dim roundings, doubled for
+    the backward pass) plus 1000 more operations, without catastrophic cancellation.
+    Pass ``grad_error=`` where your gradient is known to need more (or less).
 
     Raises ``ValueError`` naming ``grad_error`` where the bound is vacuous (bfloat16).
     """
     try:
-        return tolerance.gamma(1000, dtype)
+        return tolerance.gamma(1000 + 4 * int(dim), dtype)
     except ValueError as err:
         raise ValueError(
             f"the gradient is computed in {np.dtype(dtype).name}, where the default error model "
-            "γ_1000 (1000 rounded operations per component) is vacuous; pass grad_error= "
+            "γ_{1000+4P} (rounded operations per component) is vacuous; pass grad_error= "
             "(absolute 2-norm error of one gradient) or compute in float32/float64"
         ) from err
 
@@ -119,6 +123,7 @@ class SmoothnessVerdict:
       strategy: the strategy that found the pair.
       per_strategy: evaluations, best excess and wall seconds of each strategy that ran.
       seed: replays the whole run.
+      distance: ‖θ1 − θ2‖₂ of that pair (scaled, so pairs 1e-300 apart keep it).
       grad_dtype: the least precise dtype of the gradient and its parameters: the
         precision the rounding-error bound of the witness check assumed.
     """
@@ -137,6 +142,7 @@ class SmoothnessVerdict:
     seed: int
     region: str
     elapsed_s: float = 0.0
+    distance: float = 0.0
     grad_dtype: str = "float64"
 
     def to_dict(self) -> dict[str, Any]:
@@ -221,7 +227,7 @@ class _Search:
     dtype: np.dtype  # of the parameters fed to the gradient
     batch: int
     grad_rtol: float
-    grad_error: float | None
+    grad_error: float | Callable[[np.ndarray], float] | None
     spent: int = 0
     limit: int = 0
     best: tuple[float, np.ndarray, np.ndarray, str] = (-np.inf, None, None, "")
@@ -231,7 +237,7 @@ class _Search:
     def excess(self, dg, dt):
         """‖Δg‖/(β‖Δθ‖+α), less a user-given gradient error: pairs are ranked by what
         survives the error, so a pair too close to beat it never crowds out one that can."""
-        slack = 2.0 * self.grad_error if self.grad_error is not None else 0.0
+        slack = 2.0 * self.grad_error if isinstance(self.grad_error, float) else 0.0
         return (dg - slack) / (self.beta * dt + self.alpha)
 
     def pairs(self, t1: np.ndarray, t2: np.ndarray, strategy: str) -> np.ndarray:
@@ -276,16 +282,19 @@ class _Search:
                     np.asarray(self.project_one(self.project_consts, jnp.asarray(x[i], self.dtype)))
                     for x in (a, b)
                 )
-                self.best = (float(ex[i]), pa, pb, strategy)
-                if ex[i] > 1.0 and self.confirmed():
-                    raise _Witness
+                # projected on its own the pair may merge (a last-bit difference): then it
+                # has no ratio and is not kept
+                if float(_norm(pa.astype(np.float64) - pb.astype(np.float64))) > 0:
+                    self.best = (float(ex[i]), pa, pb, strategy)
+                    if ex[i] > 1.0 and self.confirmed():
+                        raise _Witness
             out.append(ex)
         return np.concatenate(out) if out else np.zeros(0)
 
     def confirmed(self) -> bool:
         """Re-evaluate the best pair eagerly: does it beat the claim beyond rounding?
 
-        The gradients carry ``grad_error`` each (default γ_1000 of the dtype they are
+        The gradients carry ``grad_error`` each (default γ_{1000+4P} of the dtype they are
         computed in, times their norm); their difference and the norms are then taken
         in NumPy float64 on the exact values, adding γ_{3P+4} (float64) to ‖Δg‖ and
         γ_{P+4} to ‖Δθ‖ (θ1, θ2 are the exact points the gradient was evaluated at).
@@ -302,11 +311,14 @@ class _Search:
         dt = float(_norm(a.astype(np.float64) - b.astype(np.float64)))
         if dt == 0.0:
             return False
-        err = (
-            self.grad_error
-            if self.grad_error is not None
-            else self.grad_rtol * max(_norm(g1), _norm(g2))
-        )
+        if callable(self.grad_error):  # the gradient's own error bound, at each point
+            err = max(float(self.grad_error(a)), float(self.grad_error(b)))
+            if not math.isfinite(err) or err < 0:
+                raise ValueError(f"grad_error(θ) returned {err!r}; it must be a finite real >= 0")
+        elif self.grad_error is not None:
+            err = self.grad_error
+        else:
+            err = self.grad_rtol * max(_norm(g1), _norm(g2))
         lhs_error = 2.0 * err + tolerance.gamma(3 * a.size + 4) * dg
         rhs = self.beta * dt * (1 + tolerance.gamma(a.size + 4)) + self.alpha
         return dg - lhs_error > rhs
@@ -602,7 +614,7 @@ def falsify_smoothness(
     alpha: float = 0.0,
     strategies: Sequence[str] = STRATEGIES,
     probes: Sequence[Callable[[np.random.Generator, Region], tuple[np.ndarray, np.ndarray]]] = (),
-    grad_error: float | None = None,
+    grad_error: float | Callable[[np.ndarray], float] | None = None,
 ) -> SmoothnessVerdict:
     r"""Try to refute :math:`\|\nabla L(\theta_1) - \nabla L(\theta_2)\| \le \beta\|\theta_1 - \theta_2\| + \alpha` on ``region``.
 
@@ -616,9 +628,11 @@ def falsify_smoothness(
       alpha: additive term of a Liu-type claim (0 for β-smoothness).
       strategies: which of :data:`STRATEGIES` to run, in that order.
       probes: extra structural probes ``(rng, region) -> (θ1s, θ2s)``.
-      grad_error: absolute error of one gradient (2-norm); by default γ_1000 in the
-        dtype the gradient is computed in (the least precise of its output and its
-        parameters; :func:`default_grad_rtol`) times its norm.
+      grad_error: absolute error of one gradient (2-norm): a number, or a function
+        θ ↦ the error at θ (e.g. ``LinearProblem.grad_error_bound``, which counts the
+        model's own operations); by default γ_{1000+4P} in the dtype the gradient is
+        computed in (the least precise of its output and its parameters;
+        :func:`default_grad_rtol`) times its norm.
 
     The parameters are fed in the region's dtype, at most JAX's default float: float64
     only under ``jax_enable_x64``; the gradient's own dtype is left as it is. Memory is
@@ -637,7 +651,7 @@ def falsify_smoothness(
     unknown = [n for n in strategies if n not in STRATEGIES]
     if unknown or not strategies:
         raise ValueError(f"strategies={list(strategies)!r}: allowed values are {list(STRATEGIES)}")
-    if grad_error is not None:
+    if grad_error is not None and not callable(grad_error):
         grad_error = _real("grad_error", grad_error, minimum=0.0, strict=False)
 
     if region.unravel is not None:
@@ -657,7 +671,7 @@ def falsify_smoothness(
     # the precision the gradient is computed in: the least precise of its parameters and
     # its output (a float32 model fed float64 parameters still rounds to 24 bits)
     grad_dtype = tolerance.working_dtype(probe_out, theta0)
-    grad_rtol = default_grad_rtol(grad_dtype) if grad_error is None else 0.0
+    grad_rtol = default_grad_rtol(grad_dtype, P) if grad_error is None else 0.0
     # A projected point may sit on the region's boundary up to the rounding of the
     # projection in the parameters' dtype: a norm of P terms and a rescaling, γ_{P+4}
     # (what Region.contains allows); where that bound is vacuous, say so now.
@@ -749,6 +763,7 @@ def falsify_smoothness(
         seed=seed,
         region=region.describe(),
         elapsed_s=time.perf_counter() - start,
+        distance=dt,
         grad_dtype=np.dtype(grad_dtype).name,
     )
 

@@ -416,10 +416,9 @@ class LinearProblem:
         # underflow: each of the k ≈ 2d + n + 8 operations behind a component can add
         # one smallest-normal (products like ε·u·ℓ' with a tiny ε flush to zero)
         err_w = err_w + (2 * self.d + self.X.shape[0] + 8) * tolerance.underflow(work)
-        # ‖err_w‖ scaled by its largest entry: a plain norm squares entries near the
-        # underflow threshold (float32: 1e-38² = 0) and would report a zero bound
-        top = jnp.max(err_w)
-        err = top * jnp.linalg.norm(err_w / jnp.where(top > 0, top, 1.0))
+        # ‖err_w‖ scaled by its largest entry (norms.lp_norm): a plain norm squares entries
+        # near the underflow threshold (float32: 1e-38² = 0) and would report a zero bound
+        err = norms.lp_norm(err_w, 2.0)
         if self.fit_bias:
             err = (
                 err + tolerance.gamma(self.X.shape[0] + 4, work) * jnp.mean(d1) + jnp.mean(d2 * dm)

@@ -364,3 +364,36 @@ def test_zero_one_labels_are_named_as_the_likely_cause():
     assert "most common reason" in msg and "second-order condition fails" in msg
     # with ±1 labels the same call is determined and silent (warnings are errors here)
     adversarial.top_eigenvalue(loss, params, X, y, strict=False, **kw)
+
+
+def test_loss_and_danskin_gradient_refuse_a_beaten_maximiser():
+    # issue 9's reproduction: a one-start local attack stops at a KKT point 0.32 while the
+    # vertex −0.6 e_3 reaches 0.47. Handed that attack, the loss and Danskin gradient must
+    # refuse (their value would be that of a non-maximiser), naming the cause.
+    import numpy as np
+
+    from advlip import attacks
+
+    rng = np.random.default_rng(102)
+    X = rng.standard_normal((5, 4)) / 2
+    y = np.where(rng.uniform(size=5) < 0.5, 1.0, -1.0)
+    y[:2] = [1, -1]
+    W1 = 2.5 * rng.standard_normal((5, 4)) / 2
+    b1 = 0.25 * rng.standard_normal(5)
+    W2 = 2.5 * rng.standard_normal(5) / np.sqrt(5)
+    b2 = 0.25 * rng.standard_normal()
+    P = [
+        {"W": jnp.asarray(W1), "b": jnp.asarray(b1)},
+        {"W": jnp.asarray(W2[None]), "b": jnp.asarray([b2])},
+    ]
+    lf = models.MLPLoss("tanh")
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    att = attacks.pgd(lf, P, X, y, eps=0.6, p=1)  # default: screens and refines
+    assert not bool(np.asarray(att.beaten).any())
+    assert float(att.loss[0]) >= 0.46  # the better vertex, found
+    local = attacks.pgd(lf, P, X, y, eps=0.6, p=1, structured_starts=0)  # screens nothing
+    assert local.beaten is None and float(local.loss[0]) < 0.33
+    with pytest.raises(attacks.AttackNotConvergedError, match="another start found a higher"):
+        adversarial.adversarial_loss(lf, P, X, y, eps=0.6, p=1, attack=local)
+    with pytest.raises(attacks.AttackNotConvergedError, match="another start found a higher"):
+        adversarial.danskin_grad(lf, P, X, y, eps=0.6, p=1, attack=local)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advlip import data, falsify, falsify_smoothness, regions
+from advlip import data, falsifier, falsify, falsify_smoothness, regions
 from advlip.falsifier import STRATEGIES
 from advlip.linear import LinearProblem
 
@@ -364,9 +364,10 @@ def test_float32_gradient_is_judged_by_float32_rounding(monkeypatch):
     assert verdict.excess > 1.0
     # judged with float64's γ_1000 instead (what it was before), that rounding would
     # be reported as a witness against a true claim
-    from advlip import falsifier
 
-    monkeypatch.setattr(falsifier, "default_grad_rtol", lambda dtype: falsifier.DEFAULT_GRAD_RTOL)
+    monkeypatch.setattr(
+        falsifier, "default_grad_rtol", lambda dtype, dim=0: falsifier.DEFAULT_GRAD_RTOL
+    )
     assert falsify_smoothness(grad, **kw).refuted
 
 
@@ -421,3 +422,28 @@ def test_pairs_near_the_underflow_threshold_keep_their_ratio():
     assert v.refuted and v.ratio == pytest.approx(2.0, rel=1e-12)
     v = falsify_smoothness(lambda th: 2.0 * th, beta=3.0, region=box, budget=200, seed=0)
     assert not v.refuted and v.ratio == pytest.approx(2.0, rel=1e-12)
+
+
+def test_grad_error_may_be_a_function_of_theta():
+    # ∇ = sign(θ) jumps by 2 at 0: refuted with the default error, but not when the
+    # gradient's own error bound (here a deliberately huge one) swallows the jump; a
+    # bound that returns NaN is refused, not used.
+    box = regions.Box([-1.0], [1.0])
+    grad = lambda th: jnp.sign(th)  # noqa: E731
+    assert falsify_smoothness(grad, beta=100.0, region=box, budget=400, seed=0).refuted
+    huge = falsify_smoothness(
+        grad, beta=100.0, region=box, budget=400, seed=0, grad_error=lambda th: 10.0
+    )
+    assert not huge.refuted
+    with pytest.raises(ValueError, match="grad_error"):
+        falsify_smoothness(
+            grad, beta=100.0, region=box, budget=400, seed=0, grad_error=lambda th: math.nan
+        )
+
+
+def test_default_gradient_error_counts_the_dimension():
+    # a gradient over P parameters sums P-term dot products: its default k grows with P
+    from advlip import tolerance
+
+    assert falsifier.default_grad_rtol(np.float64, 10**6) == tolerance.gamma(1000 + 4 * 10**6)
+    assert falsifier.default_grad_rtol(np.float64, 10**6) > falsifier.default_grad_rtol(np.float64)
