@@ -74,6 +74,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -1111,9 +1112,12 @@ def count_ops(fn: Callable, *args: Any) -> int:
     """Floating-point operations in the jaxpr of ``fn(*args)``: an upper bound on the
     length of any chain of roundings, the ``k`` of :func:`advlip.tolerance.gamma`.
 
-    A ``dot_general`` counts its contraction length, a reduction its reduced size,
-    every other primitive 1; sub-jaxprs (jit, custom derivatives, loops' bodies once)
-    are counted recursively.
+    A ``dot_general`` counts its contraction length, a convolution its kernel's
+    contraction (input channels × kernel size), a reduction or cumulative op its reduced
+    size, every other primitive 1; sub-jaxprs (jit, custom derivatives) are counted
+    recursively, a ``scan`` body ``length`` times. A ``while`` loop's trip count is not
+    known from the jaxpr: its body is counted once and a :class:`UserWarning` says the
+    count (and every bound derived from it) may be too small.
     """
     closed = jax.make_jaxpr(fn)(*args)
     return _count_jaxpr(closed.jaxpr)
@@ -1136,16 +1140,32 @@ def _count_jaxpr(jaxpr) -> int:
                     if hasattr(s, "eqns") or hasattr(getattr(s, "jaxpr", None), "eqns")
                 ]
         if subs:
-            total += sum(_count_jaxpr(s) for s in subs)
+            body = sum(_count_jaxpr(s) for s in subs)
+            if name == "scan":
+                body *= int(eqn.params.get("length", 1))
+            elif name == "while":
+                warnings.warn(
+                    "count_ops: a while loop's trip count is unknown; its body is counted "
+                    "once, so the rounding-error bounds derived from this count may be too "
+                    "small (write the loop as a lax.scan or fori_loop with static bounds)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            total += body
             continue
+        shape = eqn.invars[0].aval.shape if eqn.invars else ()
         if name == "dot_general":
             (lc, _), _ = eqn.params["dimension_numbers"]
-            shape = eqn.invars[0].aval.shape
             total += int(np.prod([shape[i] for i in lc])) if lc else 1
-        elif name.startswith("reduce_") or name in ("argmax", "argmin", "cumsum"):
-            shape = eqn.invars[0].aval.shape
+        elif name == "conv_general_dilated":
+            rhs = eqn.invars[1].aval.shape
+            rhs_spec = eqn.params["dimension_numbers"].rhs_spec  # (out, in, *spatial)
+            total += int(np.prod([rhs[i] for i in rhs_spec[1:]]))
+        elif name.startswith("reduce_") or name in ("argmax", "argmin"):
             axes = eqn.params.get("axes", ())
             total += int(np.prod([shape[i] for i in axes])) if axes else 1
+        elif name.startswith("cum"):  # cumsum, cumprod, cummax, cumlogsumexp
+            total += int(shape[eqn.params["axis"]]) if shape else 1
         else:
             total += 1
     return max(total, 1)

@@ -300,3 +300,23 @@ def test_kkt_runs_in_the_dtype_of_its_inputs():
     assert c.residual.dtype == jnp.float32 and attacks.KINDS[int(c.kind)] == "l2_boundary"
     # ‖g − (g·n̂)n̂‖ in float32: a few float32 ulps of ‖g‖ = 5, not a float64 residual
     assert float(c.residual) <= tolerance.gamma(2 * 2 + 8, np.float32) * 5.0
+
+
+def test_count_ops_counts_loops_convolutions_and_cumulative_ops():
+    # each count must cover the chain of roundings it stands for: a scan of 1000 steps
+    # is 1000 times its body, a 3×3 convolution over 16 channels contracts 144 terms, a
+    # cumsum of 500 terms chains 500 additions; a while loop cannot be counted and says so
+    count = attacks.count_ops
+    body = count(lambda c: c * 2.0 + 1.0, 1.0)
+    looped = count(
+        lambda x: jax.lax.scan(lambda c, _: (c * 2.0 + 1.0, None), x, None, length=1000)[0], 1.0
+    )
+    assert looped >= 1000 * body
+    conv = count(
+        lambda x: jax.lax.conv_general_dilated(x, jnp.ones((8, 16, 3, 3)), (1, 1), "SAME"),
+        jnp.ones((1, 16, 6, 6)),
+    )
+    assert conv >= 16 * 3 * 3
+    assert count(jnp.cumsum, jnp.ones(500)) >= 500
+    with pytest.warns(UserWarning, match="while loop"):
+        count(lambda x: jax.lax.while_loop(lambda c: c < 10.0, lambda c: c * 2.0, x), 1.0)
