@@ -171,3 +171,22 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= {minimum}")
     return int(value)
+
+
+def check_real(
+    name: str, value: Any, *, minimum: float | None = None, strict: bool = False, what: str = ""
+) -> float:
+    """A finite real scalar (Python, NumPy or concrete JAX) at or above ``minimum``
+    (``strict``: above it), as a float; a ValueError naming ``name`` otherwise."""
+    try:
+        ok_shape = np.shape(value) == () and not isinstance(value, bool | str)
+        v = float(value) if ok_shape else math.nan
+    except (TypeError, ValueError):
+        v = math.nan
+    ok = math.isfinite(v) and (minimum is None or (v > minimum if strict else v >= minimum))
+    if not ok:
+        allowed = "a finite real number"
+        if minimum is not None:
+            allowed += f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name}={value!r} is not allowed; allowed: {allowed}{what}")
+    return v

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import shlex
 import sys
 import time
@@ -141,18 +140,10 @@ def _real(
     flag: str, value: Any, *, minimum: float | None = None, strict: bool = False, what: str = ""
 ) -> float:
     """``value`` as a finite float above ``minimum`` (``strict``: not equal to it)."""
-    v = float(value)
-    ok = math.isfinite(v)
-    if ok and minimum is not None:
-        ok = v > minimum if strict else v >= minimum
-    if not ok:
-        allowed = "a finite real number"
-        if minimum is not None:
-            allowed += f" {'>' if strict else '>='} {minimum:g}"
-        raise UsageError(
-            flag, f"{flag.lstrip('-')}={value!r} is not allowed; allowed: {allowed}{what}"
-        )
-    return v
+    from advlip._validate import check_real
+
+    with _bad_input(flag):
+        return check_real(flag.lstrip("-"), value, minimum=minimum, strict=strict, what=what)
 
 
 def _seed(value: int) -> int:

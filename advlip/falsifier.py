@@ -55,7 +55,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from advlip import smoothness, tolerance
-from advlip._validate import check_positive_int
+from advlip._validate import check_positive_int, check_real
 from advlip.regions import Region
 
 __all__ = [
@@ -554,20 +554,6 @@ def _run_ascent(s: _Search, share: int) -> None:
 # --------------------------------------------------------------------------- entry points
 
 
-def _real(name: str, value: Any, *, minimum: float, strict: bool) -> float:
-    """A finite real scalar (Python, NumPy or concrete JAX) above ``minimum``, as a float."""
-    try:
-        ok_shape = np.shape(value) == () and not isinstance(value, bool | str)
-        v = float(value) if ok_shape else math.nan
-    except (TypeError, ValueError):
-        v = math.nan
-    if not (math.isfinite(v) and (v > minimum if strict else v >= minimum)):
-        raise ValueError(
-            f"{name}={value!r} is not allowed; allowed: a finite real {'>' if strict else '>='} {minimum:g}"
-        )
-    return v
-
-
 def _param_dtype(region: Region) -> np.dtype:
     """The dtype the parameters are fed to the gradient in: the region's (a float32
     pytree stays float32), at most as precise as JAX's default float (float32 unless
@@ -640,8 +626,8 @@ def falsify_smoothness(
     parameters work; the arrays ``grad_fn`` closes over (data) are passed to the
     compiled searches as arguments, not copied into them.
     """
-    beta = _real("beta", beta, minimum=0.0, strict=True)
-    alpha = _real("alpha", alpha, minimum=0.0, strict=False)
+    beta = check_real("beta", beta, minimum=0.0, strict=True)
+    alpha = check_real("alpha", alpha, minimum=0.0, strict=False)
     if not isinstance(region, Region):
         raise ValueError(
             f"region must be an advlip.regions region (Ball, NormAtLeast, Box), got {region!r}"
@@ -652,7 +638,7 @@ def falsify_smoothness(
     if unknown or not strategies:
         raise ValueError(f"strategies={list(strategies)!r}: allowed values are {list(STRATEGIES)}")
     if grad_error is not None and not callable(grad_error):
-        grad_error = _real("grad_error", grad_error, minimum=0.0, strict=False)
+        grad_error = check_real("grad_error", grad_error, minimum=0.0, strict=False)
 
     if region.unravel is not None:
         unravel = region.unravel
