@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from advlip import smoothness, tolerance
+from advlip import norms, smoothness, tolerance
 from advlip._validate import check_positive_int, check_real
 from advlip.regions import Region
 
@@ -160,15 +160,13 @@ class SmoothnessVerdict:
         )
 
 
-def _norm(x: Any, axis: int | None = None, xp: Any = np) -> Any:
-    """2-norm scaled by the largest entry, so that differences near the underflow threshold
-    (a pair 1e-300 apart) are not squared to zero (a plain norm would merge such a pair or
-    divide by zero)."""
-    x = xp.asarray(x)
-    top = xp.max(xp.abs(x), axis=axis, keepdims=True)
-    safe = xp.where(top > 0, top, 1.0)
-    out = top * xp.linalg.norm(x / safe, axis=axis, keepdims=True)
-    return xp.squeeze(out, axis=axis) if axis is not None else xp.reshape(out, ())
+def _norm(x: np.ndarray) -> float:
+    """2-norm in NumPy float64 scaled by the largest entry, so that differences near the
+    underflow threshold (a pair 1e-300 apart) are not squared to zero. The compiled
+    searches use :func:`advlip.norms.lp_norm`, the same scaling in JAX."""
+    x = np.asarray(x, dtype=np.float64)
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    return top * float(np.linalg.norm(x / top)) if top > 0 else 0.0
 
 
 class _Budget(Exception):
@@ -284,7 +282,7 @@ class _Search:
                 )
                 # projected on its own the pair may merge (a last-bit difference): then it
                 # has no ratio and is not kept
-                if float(_norm(pa.astype(np.float64) - pb.astype(np.float64))) > 0:
+                if _norm(pa.astype(np.float64) - pb.astype(np.float64)) > 0:
                     self.best = (float(ex[i]), pa, pb, strategy)
                     if ex[i] > 1.0 and self.confirmed():
                         raise _Witness
@@ -307,8 +305,8 @@ class _Search:
             return False
         g1 = np.asarray(self.grad(jnp.asarray(a)), dtype=np.float64)
         g2 = np.asarray(self.grad(jnp.asarray(b)), dtype=np.float64)
-        dg = float(_norm(g1 - g2))
-        dt = float(_norm(a.astype(np.float64) - b.astype(np.float64)))
+        dg = _norm(g1 - g2)
+        dt = _norm(a.astype(np.float64) - b.astype(np.float64))
         if dt == 0.0:
             return False
         if callable(self.grad_error):  # the gradient's own error bound, at each point
@@ -678,7 +676,7 @@ def falsify_smoothness(
         proj = jax.vmap(lambda th: project_h(project_consts, th).astype(dtype))
         t1, t2 = proj(t1), proj(t2)
         g = jax.vmap(lambda th: grad_h(consts, th))
-        return _norm(g(t1) - g(t2), axis=1, xp=jnp), _norm(t1 - t2, axis=1, xp=jnp)
+        return norms.lp_norm(g(t1) - g(t2), 2.0), norms.lp_norm(t1 - t2, 2.0)
 
     s = _Search(
         grad=grad,
@@ -731,8 +729,8 @@ def falsify_smoothness(
         raise UncheckableClaimError(_why_no_pair(s, budget, region))
     g1 = np.asarray(grad(jnp.asarray(a)), dtype=np.float64)
     g2 = np.asarray(grad(jnp.asarray(b)), dtype=np.float64)
-    dg = float(_norm(g1 - g2))
-    dt = float(_norm(a.astype(np.float64) - b.astype(np.float64)))
+    dg = _norm(g1 - g2)
+    dt = _norm(a.astype(np.float64) - b.astype(np.float64))
     claim = f"‖Δ∇L‖ ≤ {beta:g}·‖Δθ‖" + (f" + {alpha:g}" if alpha else "")
     return SmoothnessVerdict(
         refuted=refuted,

@@ -12,17 +12,13 @@ need float64 say so in their first line (``jax.config.update("jax_enable_x64", T
 
 from __future__ import annotations
 
-import os
 import pkgutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from fresh import run_python
 
 import advlip
 
-ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted(
     m.name
     for m in pkgutil.walk_packages(advlip.__path__, prefix="advlip.")
@@ -38,22 +34,6 @@ sys.exit(1 if res.failed else 0)
 """
 
 
-def _user_env(x64: bool) -> dict[str, str]:
-    env = dict(os.environ)
-    flags = [
-        f for f in env.get("XLA_FLAGS", "").split() if "xla_backend_optimization_level" not in f
-    ]
-    if flags:
-        env["XLA_FLAGS"] = " ".join(flags)
-    else:
-        env.pop("XLA_FLAGS", None)
-    env.pop("JAX_ENABLE_X64", None)
-    if x64:
-        env["JAX_ENABLE_X64"] = "1"
-    env["ADVLIP_CACHE_DIR"] = "off"
-    return env
-
-
 def test_every_module_is_listed():
     # the walk found the package's modules (a broken walk would make this file vacuous)
     assert {"advlip.attacks", "advlip.falsifier", "advlip.smoothness"} <= set(MODULES)
@@ -62,12 +42,5 @@ def test_every_module_is_listed():
 @pytest.mark.parametrize("x64", [False, True], ids=["float32", "x64"])
 @pytest.mark.parametrize("module", MODULES)
 def test_doctests_as_a_user_runs_them(module, x64):
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER, module],
-        cwd=ROOT,
-        env=_user_env(x64),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_python(["-c", _RUNNER, module], x64=x64, user_xla=True)
     assert proc.returncode == 0, f"{module}: doctests failed\n{proc.stdout}\n{proc.stderr}"

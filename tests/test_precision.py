@@ -16,23 +16,19 @@ Krylov space is invariant — although the float32 and float64 values differ by 
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fresh import run_python
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
 from advlip import adversarial, attacks, models, spectral, tolerance
 
-ROOT = Path(__file__).resolve().parents[1]
 D, WIDTH, N = 4, 5, 6
 _EXAMPLES = max(4, min(12, settings.default.max_examples // 3))
 
@@ -252,16 +248,7 @@ print("RESULT", json.dumps(out))
 
 
 def test_runs_with_float64_off_and_reports_float32_bounds():
-    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
-    env["ADVLIP_CACHE_DIR"] = "off"
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_SUBPROCESS)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = run_python(["-c", textwrap.dedent(_SUBPROCESS)], timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     out = json.loads(line[len("RESULT ") :])

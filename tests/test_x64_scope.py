@@ -8,26 +8,13 @@ because the test suite itself turns float64 on in conftest.py.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from fresh import run_python
 
 
-def _run(code: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
-    env["ADVLIP_CACHE_DIR"] = "off"
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _run(code: str):
+    return run_python(["-c", textwrap.dedent(code)])
 
 
 def test_import_changes_no_jax_setting():
