@@ -84,8 +84,9 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from advlip import norms, spectral, tolerance
+from advlip import norms, tolerance
 from advlip._validate import check_eps, check_finite, check_p, check_positive_int, is_traced
+from advlip.tangent import TangentOperator, project
 
 __all__ = [
     "KINDS",
@@ -495,9 +496,9 @@ _kkt_batch_jit = jax.jit(jax.vmap(_kkt_one, in_axes=(0, 0, None, None)), static_
 
 
 def tangent_project(c: KKT, v: jax.Array) -> jax.Array:
-    """Apply the tangent projector of a (one-example) certificate to ``v`` (d,)."""
-    mv = c.mask * v
-    return mv - c.normal * (c.normal @ mv)
+    """Apply the tangent projector of a (one-example) certificate to ``v`` (d,)
+    (:func:`advlip.tangent.project`)."""
+    return project(c, v)
 
 
 # --------------------------------------------------------------------------- the attack
@@ -591,37 +592,17 @@ class _Config(NamedTuple):
     dense: bool  # solve the d×d systems in x densely (small d) rather than by CG/Lanczos
 
 
-def _newton_direction(hvp, c: KKT, g: jax.Array, cg_maxiter: int) -> jax.Array:
-    r"""Solve :math:`P(\mu I - H)P\,s = P g` on the tangent space (CG on the SPD operator
-    :math:`P(\mu I - H)P + (I - P)`); the ascent step of Newton's method on the face."""
-
-    def op(w):
-        pw = tangent_project(c, w)
-        return c.mu * pw - tangent_project(c, hvp(pw)) + (w - pw)
-
-    s, _ = spectral.cg(op, tangent_project(c, g), maxiter=cg_maxiter)
-    return tangent_project(c, s)
-
-
-def _dense_tangent(H: jax.Array, c: KKT) -> tuple[jax.Array, jax.Array]:
-    r"""``(A + I - P, P)`` with :math:`A = P(\mu I - H)P` (symmetrised), dense."""
-    d = H.shape[0]
-    eye = jnp.eye(d, dtype=H.dtype)
-    P = jnp.diag(c.mask) - jnp.outer(c.normal, c.normal)
-    A = P @ (c.mu * eye - 0.5 * (H + H.T)) @ P
-    return A + eye - P, P
-
-
 def _solve_one(loss_fn, params, x, y, delta0, eps, pidx, alpha, counts, cfg: _Config):
     """All three phases from one start, for one example; ``counts`` = (steps, refine, newton),
     ``pidx`` the index of p in ``(1, 2, ∞)``.
 
     One loop: each iteration projects the proposed point onto the ball and evaluates it
-    (value, gradient, KKT and — dense mode — the d×d Hessian in x), accepts or rejects
-    it by the rule of the phase that proposed it, and proposes the next one by the rule
-    of the current phase. The model's derivatives and the projection appear once in the
-    compiled program, which keeps it small. Returns ``(delta, value, grad_x, kkt, H_xx)``
-    (``H_xx`` is a 0×0 array in CG mode).
+    (value, gradient, KKT), accepts or rejects it by the rule of the phase that proposed
+    it, and proposes the next one by the rule of the current phase (the phase is the same
+    for every example, so under ``vmap`` only that phase's branch runs: the d×d Hessian
+    of a dense Newton step is formed in the Newton phase only). The model's derivatives
+    and the projection appear once in the compiled program, which keeps it small.
+    Returns ``(delta, value, grad_x, kkt, H)`` (``H`` a 0×0 placeholder).
     """
 
     def f(dl):
@@ -634,8 +615,10 @@ def _solve_one(loss_fn, params, x, y, delta0, eps, pidx, alpha, counts, cfg: _Co
     tiny = float(jnp.finfo(delta0.dtype).tiny)
 
     def evaluate(dl):
+        # value, gradient and certificate; the d×d Hessian is formed only where a Newton
+        # step needs it (inside that phase's branch), not at every evaluated point
         v, g = vg(dl)
-        H = jax.jacfwd(grad)(dl) if cfg.dense else jnp.zeros((0, 0), dtype=dl.dtype)
+        H = jnp.zeros((0, 0), dtype=dl.dtype)
         return v, g, H, _kkt_any(dl, g, eps, pidx)
 
     def phase_of(k):
@@ -651,12 +634,13 @@ def _solve_one(loss_fn, params, x, y, delta0, eps, pidx, alpha, counts, cfg: _Co
 
     def newton(ops):
         dl, g, H, c, s = ops
+        # the Newton step on the face, s = A⁺Pg with A = P(μI − H)P
         if cfg.dense:
-            M, P = _dense_tangent(H, c)
-            step = P @ jnp.linalg.solve(M, P @ g)
+            op = TangentOperator(c, H=jax.jacfwd(grad)(dl))
+            step = op.solve(g, solver="dense")
         else:
-            hvp = lambda w: jax.jvp(grad, (dl,), (w,))[1]  # noqa: E731
-            step = _newton_direction(hvp, c, g, cfg.cg_maxiter)
+            op = TangentOperator(c, hvp=lambda w: jax.jvp(grad, (dl,), (w,))[1])
+            step = op.solve(g, solver="cg", maxiter=cfg.cg_maxiter)
         new = dl + step
         # on the L2 sphere, retract radially (the projection does exactly that)
         return new
@@ -709,47 +693,6 @@ def _solve_one(loss_fn, params, x, y, delta0, eps, pidx, alpha, counts, cfg: _Co
     return dl, v, g, c, H
 
 
-def _tangent_spectrum(hvp, c: KKT, start: jax.Array, num_steps: int):
-    r"""Extreme eigenvalues of :math:`A = P(\mu I - H_{xx})P` on the tangent space, by
-    Lanczos from :math:`P\cdot` ``start`` limited to the tangent dimension; (inf, 0, 0)
-    when the tangent space is {0} (a vertex)."""
-
-    def A(w):
-        pw = tangent_project(c, w)
-        return c.mu * pw - tangent_project(c, hvp(pw))
-
-    q0 = tangent_project(c, start)
-    q0 = jnp.where(jnp.linalg.norm(q0) > 0, q0, start)
-    res = spectral.lanczos(A, q0, num_steps=num_steps, max_steps=c.tangent_dim)
-    none = c.tangent_dim == 0
-    return (
-        jnp.where(none, jnp.inf, res.smallest),
-        jnp.where(none, 0.0, res.largest),
-        # the a-posteriori bound and the rounding of the iteration itself (in the dtype)
-        jnp.where(none, 0.0, jnp.maximum(res.smallest_bound, res.largest_bound) + res.rounding),
-    )
-
-
-def _tangent_spectrum_dense(H: jax.Array, c: KKT):
-    r"""Dense variant of :func:`_tangent_spectrum`: eigenvalues of :math:`A + \sigma(I - P)` with
-    σ above the spectrum of A, so the tangent eigenvalues come first in ascending order.
-    The bound is the backward error of the symmetric eigensolver, :math:`\gamma_{d^2}\|A\|_F`."""
-    d = H.shape[0]
-    eye = jnp.eye(d, dtype=H.dtype)
-    P = jnp.diag(c.mask) - jnp.outer(c.normal, c.normal)
-    A = P @ (c.mu * eye - 0.5 * (H + H.T)) @ P
-    fro = jnp.sqrt(jnp.sum(A * A))
-    sigma = 2.0 * fro + 1.0
-    vals = jnp.linalg.eigvalsh(A + sigma * (eye - P))
-    none = c.tangent_dim == 0
-    top = vals[jnp.maximum(c.tangent_dim - 1, 0)]
-    return (
-        jnp.where(none, jnp.inf, vals[0]),
-        jnp.where(none, 0.0, top),
-        jnp.where(none, 0.0, tolerance.gamma(d * d + 8, H.dtype) * fro),
-    )
-
-
 def _pgd_batch(
     static, dyn, params, X, y, starts, eps, alpha, counts, start_vec, pidx, rtol, atol, cfg
 ):
@@ -762,7 +705,7 @@ def _pgd_batch(
     run = jax.vmap(
         lambda x, yi, s: _solve_one(loss_fn, params, x, yi, s, eps, pidx, alpha, counts, cfg)
     )
-    deltas, vals, grads, cs, Hs = run(rows_x, rows_y, starts.reshape(n * R, d))
+    deltas, vals, grads, cs, _ = run(rows_x, rows_y, starts.reshape(n * R, d))
     vals = vals.reshape(n, R)
     vals_ok = jnp.where(jnp.isfinite(vals), vals, -jnp.inf)
     best = jnp.argmax(vals_ok, axis=1)
@@ -770,22 +713,24 @@ def _pgd_batch(
     rows = jnp.arange(n) * R + best
     pick = lambda a: a[rows]  # noqa: E731
     delta, val, g, c = pick(deltas), pick(vals.reshape(-1)), pick(grads), jax.tree.map(pick, cs)
-    H = pick(Hs)
 
-    def analyse(x, yi, dl, ci, Hi):
+    def analyse(x, yi, dl, ci):
         z = x + dl
         gx = lambda zz: jax.grad(loss_fn, argnums=1)(params, zz, yi)  # noqa: E731
         if cfg.dense:
-            lo, hi, bound = _tangent_spectrum_dense(Hi, ci)
+            op = TangentOperator(ci, H=jax.jacfwd(gx)(z))
         else:
-            hvp = lambda w: jax.jvp(gx, (z,), (w,))[1]  # noqa: E731
-            lo, hi, bound = _tangent_spectrum(hvp, ci, start_vec, cfg.lanczos_steps)
+            op = TangentOperator(ci, hvp=lambda w: jax.jvp(gx, (z,), (w,))[1])
+        lo, hi, bound = op.spectrum(start=start_vec, num_steps=cfg.lanczos_steps)
         g_clean = jax.grad(loss_fn, argnums=1)(params, x, yi)
-        g_theta = jax.grad(loss_fn)(params, z, yi)
-        return lo, hi, bound, jnp.linalg.norm(g_clean), g_theta
+        return lo, hi, bound, jnp.linalg.norm(g_clean)
 
-    lo, hi, bound, g0, gth = jax.vmap(analyse)(X, y, delta, c, H)
-    gth = jax.tree.map(lambda a: jnp.mean(a, axis=0), gth)
+    lo, hi, bound, g0 = jax.vmap(analyse)(X, y, delta, c)
+    # the Danskin gradient: one batch reverse pass (no per-example θ-space gradients)
+    Z = X + delta
+    gth = jax.grad(lambda th: jnp.mean(jax.vmap(lambda z, yi: loss_fn(th, z, yi))(Z, y)))(
+        params
+    )
     tol = atol + rtol * g0
     return delta, val, g, best, spread, c, tol, c.residual <= tol, lo, hi, bound, gth
 
@@ -1274,7 +1219,8 @@ def pgd(
     rtol: float = 1e-6,
     atol: float = 1e-12,
     structured_starts: int = 2,
-) -> AttackResult:
+    mode: str = "certified",
+) -> AttackResult | LightResult:
     r"""Solve the inner maximisation for every row of ``X``: the PGD attack of SPEC §3.
 
     :math:`\max_{\|\delta_i\|_p \le \varepsilon} \ell(x_i + \delta_i, y_i; \theta)`, each example
@@ -1310,12 +1256,49 @@ def pgd(
         the ball by value (see the module docstring), refine the best this many of them
         as extra starts, and flag ``beaten`` examples. 0 turns screening off: a purely
         local attack from the given starts (``beaten`` is then ``None``).
+      mode: ``"certified"`` (default) runs the three phases above and returns an
+        :class:`AttackResult`. ``"light"`` runs phase 1 only — ``steps`` steepest-ascent
+        steps from ``init`` (default 0) of size ``step_size`` (default
+        :math:`2.5\varepsilon/\text{steps}`), keeping the best iterate met — and returns a
+        :class:`LightResult` ``(delta, loss)``: no certificate, no screening, no random
+        starts; the attack adversarial training runs every step. It is traceable: call
+        it inside ``jax.jit`` with traced ``params``, ``X``, ``y``, ``eps``, ``steps``
+        (an integer array) and ``init`` (``p`` static), and one compiled program serves
+        every ``steps`` and ε. The options of the certified phases (``refine_steps``,
+        ``newton_steps``, ``restarts``, ``random_start``, ``key``, ``cg_maxiter``,
+        ``x_solver``, ``rtol``, ``atol``, ``structured_starts``) are refused with
+        ``mode="light"`` unless left at their defaults.
 
     The phase lengths are traced: changing them does not recompile. Returns an
     :class:`AttackResult`; check ``all_converged`` or call
     :meth:`AttackResult.require_converged` before trusting δ, and ``beaten`` before
     calling it the maximiser. SPEC §3 (the δ* of G0–G3).
     """
+    if mode != "certified":  # "light", or a bad mode (named with the allowed values there)
+        return _pgd_light(
+            loss_fn,
+            params,
+            X,
+            y,
+            eps=eps,
+            p=p,
+            mode=mode,
+            steps=steps,
+            step_size=step_size,
+            init=init,
+            certified_only={
+                "refine_steps": refine_steps,
+                "newton_steps": newton_steps,
+                "restarts": restarts,
+                "random_start": random_start,
+                "key": key,
+                "cg_maxiter": cg_maxiter,
+                "x_solver": x_solver,
+                "rtol": rtol,
+                "atol": atol,
+                "structured_starts": structured_starts,
+            },
+        )
     loss_fn, params, X, y, p, dt = _prepare(loss_fn, params, X, y, eps, p)
     n, d = X.shape
     counts = [
@@ -1374,3 +1357,114 @@ def pgd(
             beaten=jnp.zeros(n, dtype=bool),
         )
     return att
+
+
+# --------------------------------------------------------------------------- the light mode
+
+__all__ += ["PGD_MODES", "LightResult"]
+
+#: The modes of :func:`pgd`: ``"certified"`` (three phases, KKT certificate, screening)
+#: and ``"light"`` (phase 1 only: fixed-size steepest ascent, best iterate kept).
+PGD_MODES: tuple[str, ...] = ("certified", "light")
+
+
+class LightResult(NamedTuple):
+    """What :func:`pgd` returns with ``mode="light"``: the best iterate and its loss.
+
+    The fields have the names, shapes and meaning of :class:`AttackResult`'s ``delta``
+    and ``loss``; nothing is certified (no KKT residual, no screen for higher values).
+    A tuple: ``delta, loss = pgd(..., mode="light")``.
+    """
+
+    delta: jax.Array  # (n, d), in the ball
+    loss: jax.Array  # (n,), the loss at x + delta: >= the loss at the (projected) start
+
+
+def _light_one(loss_fn, params, x, y, delta0, eps, alpha, steps, p):
+    r"""Phase 1 of :func:`pgd` on one example from ``delta0``, keeping the best iterate:
+    :math:`\delta \leftarrow \Pi(\delta + \alpha u(g))` ``steps`` times (a traced count)."""
+    vg = jax.value_and_grad(lambda dl: loss_fn(params, x + dl, y))
+
+    def body(_, carry):
+        dl, best, best_val = carry
+        val, g = vg(dl)
+        better = val > best_val
+        best = jnp.where(better, dl, best)
+        best_val = jnp.where(better, val, best_val)
+        return _project(dl + alpha * _steepest(g, p), eps, p), best, best_val
+
+    d0 = _project(delta0, eps, p)
+    dl, best, best_val = lax.fori_loop(0, steps, body, (d0, d0, jnp.asarray(-jnp.inf, d0.dtype)))
+    val = loss_fn(params, x + dl, y)
+    better = val > best_val
+    return jnp.where(better, dl, best), jnp.where(better, val, best_val)
+
+
+def _light_batch(dyn, params, X, y, delta0, eps, step_size, steps, *, static, p):
+    loss_fn = _combine(dyn, static)
+    # Madry et al.'s step 2.5ε/steps, computed in the program so steps and ε stay traced
+    alpha = 2.5 * eps / jnp.maximum(steps, 1) if step_size is None else step_size
+    run = jax.vmap(lambda x, yi, d0: _light_one(loss_fn, params, x, yi, d0, eps, alpha, steps, p))
+    return run(X, y, delta0)
+
+
+_light_jit = jax.jit(_light_batch, static_argnames=("static", "p"))
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    if value is None or default is None:
+        return value is default
+    return (
+        isinstance(value, bool | int | float | str)
+        and type(value) is type(default)
+        and value == default
+    )
+
+
+def _pgd_light(loss_fn, params, X, y, *, eps, p, mode, steps, step_size, init, certified_only):
+    """``pgd(..., mode="light")``: validated (statically under ``jit``), then compiled once."""
+    if mode not in PGD_MODES:
+        raise ValueError(
+            f"mode={mode!r} is not allowed; allowed: {', '.join(repr(m) for m in PGD_MODES)}"
+        )
+    import inspect
+
+    defaults = {k: v.default for k, v in inspect.signature(pgd).parameters.items()}
+    given = [f"{k}={v!r}" for k, v in certified_only.items() if not _is_default(v, defaults[k])]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: not allowed with mode='light', which takes steps, step_size "
+            "and init only (the other options belong to the certified phases); allowed: "
+            "leave them at their defaults, or use mode='certified'"
+        )
+    loss_fn, params, X, y, p, dt = _prepare(loss_fn, params, X, y, eps, p)
+    if is_traced(steps):
+        if np.shape(steps) != () or not jnp.issubdtype(jnp.result_type(steps), jnp.integer):
+            raise ValueError(f"steps must be an integer scalar, got a traced {steps}")
+    else:
+        steps = check_positive_int("steps", steps, minimum=0)
+    if step_size is not None:
+        check_eps(step_size, "step_size")
+        step_size = jnp.asarray(step_size, dtype=dt)
+    if init is None:
+        delta0 = jnp.zeros(X.shape, dtype=dt)
+    else:
+        delta0 = jnp.asarray(init)
+        if delta0.shape != X.shape:
+            raise ValueError(f"init must have the shape of X, {X.shape}, got {delta0.shape}")
+        check_finite("init", delta0)
+        delta0 = delta0.astype(dt)
+    dyn, static = _partition(loss_fn)
+    delta, loss = _light_jit(
+        dyn,
+        params,
+        X,
+        y,
+        delta0,
+        jnp.asarray(eps, dtype=dt),
+        step_size,
+        jnp.asarray(steps, dtype=jnp.int32),
+        static=static,
+        p=p,
+    )
+    return LightResult(delta, loss)

@@ -155,6 +155,13 @@ def _seed(value: int) -> int:
     return value
 
 
+def _key(seed: int):
+    """The JAX key of ``--seed N``: ``jax.random.PRNGKey(N)`` (the library takes keys)."""
+    import jax
+
+    return jax.random.PRNGKey(seed)
+
+
 def _json_path(flag: str, path: str) -> None:
     """``path`` can be written as a file: not a folder, in an existing writable folder."""
     with _bad_input(flag):
@@ -323,7 +330,7 @@ def _falsify(args: argparse.Namespace) -> int:
     with _bad_input("--loss"):
         get_loss(args.loss)
     with _bad_input("--data"):
-        X, y = data.load(args.data, seed=seed)
+        X, y = data.load(args.data, key=_key(seed))
         prob = LinearProblem(X=X, y=y, eps=eps, p=p, loss=args.loss, fit_bias=args.bias)
     region = _region(args, prob.dim)
     if args.json:
@@ -407,13 +414,13 @@ def _experiment_data(experiments, name: str, value: str | None) -> None:
     """``--data`` names a bundled dataset, and experiment ``name`` takes one."""
     if value is None:
         return
-    takes = [n for n, e in experiments._REGISTRY.items() if "data" in e.options]
+    takes = [n for n in experiments.names() if "data" in experiments.options_of(n)]
     if name not in takes:
         raise UsageError(
             "--data", f"experiment {name!r} takes no --data; the ones that do: {', '.join(takes)}"
         )
     with _bad_input("--data"):
-        experiments._dataset(value)
+        experiments.dataset(value)
 
 
 def _experiment(args: argparse.Namespace) -> int:
@@ -435,7 +442,12 @@ def _experiment(args: argparse.Namespace) -> int:
     _out_dir("--out", args.out)
     options = {"data": args.data} if args.data else {}
     doc = experiments.run(
-        args.name, out_dir=args.out, quick=args.quick, seed=seed, progress=_progress, **options
+        args.name,
+        out_dir=args.out,
+        quick=args.quick,
+        key=_key(seed),
+        progress=_progress,
+        **options,
     )
     return _print_experiment(doc, args.out)
 
@@ -453,7 +465,7 @@ def _landscape(args: argparse.Namespace) -> int:
         "landscape",
         out_dir=args.out,
         quick=args.quick,
-        seed=seed,
+        key=_key(seed),
         progress=_progress,
         **{k: v for k, v in options.items() if v is not None},
     )

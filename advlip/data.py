@@ -1,8 +1,9 @@
 """Datasets: a seeded synthetic set, and the real data scikit-learn bundles (no downloads).
 
 Example:
+    >>> import jax
     >>> from advlip import data
-    >>> X, y = data.synthetic(0, n=8, d=3)
+    >>> X, y = data.synthetic(jax.random.PRNGKey(0), n=8, d=3)
     >>> X.shape, sorted(set(y.tolist()))
     ((8, 3), [-1.0, 1.0])
 """
@@ -13,23 +14,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from advlip import keys
 from advlip._validate import check_positive_int
 
 __all__ = ["synthetic", "breast_cancer", "digits", "load", "BUILTIN"]
 
 
 def synthetic(
-    seed: int, *, n: int = 24, d: int = 4, flip: float = 0.1
+    key: jax.Array, *, n: int = 24, d: int = 4, flip: float = 0.1
 ) -> tuple[jax.Array, jax.Array]:
     """Gaussian inputs ``x ~ N(0, I/d)`` (so ‖x‖ ≈ 1) labelled by a random hyperplane,
     with a fraction ``flip`` of labels flipped (so the data are not separable and
-    every margin loss keeps curvature). Both labels are always present. NumPy's
-    seeded generator makes the data instantly (no compilation) and replayable."""
+    every margin loss keeps curvature). Both labels are always present.
+
+    ``key`` is a JAX PRNG key; the draw is NumPy's, from the generator
+    :func:`advlip.keys.numpy_rng` seeds with the key's bits, so the data are made instantly
+    (no compilation) and replay from the key (``PRNGKey(N)`` gives the set of seed N)."""
+    rng = keys.numpy_rng(keys.check_key(key))
     n = check_positive_int("n", n, minimum=2)
     d = check_positive_int("d", d)
     if not 0.0 <= flip < 0.5:
         raise ValueError(f"flip={flip!r} is not allowed; allowed: 0 <= flip < 0.5")
-    rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) / np.sqrt(d)
     w = rng.standard_normal(d)
     y = np.where(X @ w >= 0, 1.0, -1.0)
@@ -96,22 +101,23 @@ _FILE_HELP = (
 )
 
 
-def load(name: str, *, seed: int = 0) -> tuple[jax.Array, jax.Array]:
+def load(name: str, *, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """A binary dataset by name or path: ``synthetic``, ``breast-cancer``, ``digits-A-B``,
     a ``.npz`` file with arrays ``X`` (n, d) and ``y`` (n,), or a ``.csv``/``.tsv``/``.txt``
     file with one example per row and the label in the last column (the separator —
     comma, semicolon, tab or spaces — is read off the first row; lines starting with
     ``#`` are comments). Labels must be ±1. Bad files raise a ``ValueError`` that names
-    the file and says how to fix it."""
+    the file and says how to fix it. ``key`` (a JAX PRNG key; default ``PRNGKey(0)``) draws
+    ``synthetic``; the other sets are fixed."""
     from pathlib import Path
 
-    key = str(name).strip().lower()
-    if key == "synthetic":
-        return synthetic(seed)
-    if key in {"breast-cancer", "breast_cancer"}:
+    kind = str(name).strip().lower()
+    if kind == "synthetic":
+        return synthetic(jax.random.PRNGKey(0) if key is None else key)
+    if kind in {"breast-cancer", "breast_cancer"}:
         return breast_cancer()
-    if key.startswith("digits-"):
-        parts = key.split("-")[1:]
+    if kind.startswith("digits-"):
+        parts = kind.split("-")[1:]
         try:
             a, b = (int(v) for v in parts)
         except ValueError:

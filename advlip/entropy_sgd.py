@@ -19,7 +19,8 @@ Example:
     >>> import jax, jax.numpy as jnp, optax
     >>> from advlip.entropy_sgd import entropy_sgd
     >>> grad_L = jax.grad(lambda th: 0.5 * jnp.sum(th**2))
-    >>> opt = entropy_sgd(grad_L, learning_rate=0.5, gamma=1.0, steps=50, seed=0)
+    >>> key = jax.random.PRNGKey(0)
+    >>> opt = entropy_sgd(grad_L, learning_rate=0.5, gamma=1.0, steps=50, key=key)
     >>> params = jnp.array([2.0, -1.0]); state = opt.init(params)
     >>> updates, state = opt.update(jnp.zeros(2), state, params)
     >>> params = optax.apply_updates(params, updates)
@@ -36,6 +37,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
+from advlip import keys
 
 __all__ = ["local_entropy_gradient", "entropy_sgd", "sgld_chain_means", "LocalEntropyState"]
 
@@ -68,7 +71,7 @@ def local_entropy_gradient(
     burn_in: int | None = None,
     averaging: float | None = None,
     chains: int = 1,
-    seed: int = 0,
+    key: jax.Array | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Replace the updates by the SGLD estimate of :math:`\\gamma(\\theta - E[\\theta'])`.
 
@@ -81,7 +84,8 @@ def local_entropy_gradient(
       averaging: None for the uniform mean after burn-in, or α ∈ (0, 1] for the
         exponential average μ ← (1−α)μ + αθ' of Chaudhari et al.
       chains: independent chains averaged together (variance ÷ chains).
-      seed: the PRNG seed of the Langevin noise.
+      key: the JAX PRNG key of the Langevin noise (default ``jax.random.PRNGKey(0)``); the
+        state carries it, split once per outer step.
     """
     if not callable(gamma):
         _check_positive("gamma", gamma)
@@ -98,10 +102,11 @@ def local_entropy_gradient(
         )
     if isinstance(chains, bool) or not isinstance(chains, int) or chains < 1:
         raise ValueError(f"chains={chains!r} is not allowed; allowed: an integer >= 1")
+    key = jax.random.PRNGKey(0) if key is None else keys.check_key(key)
     gamma_fn = gamma if callable(gamma) else (lambda count: gamma)
 
     def init(params):
-        return LocalEntropyState(jax.random.PRNGKey(seed), jnp.zeros((), jnp.int32), params)
+        return LocalEntropyState(key, jnp.zeros((), jnp.int32), params)
 
     def update(updates, state, params=None, *, batch=(), **extra_args):
         del updates, extra_args

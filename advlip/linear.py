@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from advlip import norms
+from advlip import keys, norms, tolerance
 from advlip._validate import (
     check_data,
     check_eps,
@@ -57,6 +57,7 @@ __all__ = [
     "adversarial_hessian",
     "nondifferentiable_reason",
     "check_differentiable",
+    "crosses_kink",
     "NonDifferentiableError",
     "LinearProblem",
 ]
@@ -86,7 +87,9 @@ def _grad(w, X, y, b, eps, q, lo: MarginLoss):
     return gw, gb
 
 
-def _hessian(w, X, y, b, eps, q, lo: MarginLoss):
+def _hessians(w, X, y, b, eps, q, lo: MarginLoss):
+    r"""``(total, naive)`` over (w, b): the naive Hessian :math:`\operatorname{mean}\,\ell'' a a^\top`
+    holds δ* fixed; the total one adds :math:`-\varepsilon\,\operatorname{mean}\,\ell'\,\nabla^2\|w\|_q`."""
     X2 = jnp.atleast_2d(X)
     y1 = jnp.atleast_1d(y)
     mt = y1 * (X2 @ w + b) - eps * norms.lp_norm(w, q)
@@ -97,7 +100,11 @@ def _hessian(w, X, y, b, eps, q, lo: MarginLoss):
     outer = jnp.einsum("n,ni,nj->ij", g2, a_full, a_full) / a.shape[0]
     d = w.shape[0]
     curv = -eps * jnp.mean(g1) * norms.norm_hessian(w, q=q)
-    return outer.at[:d, :d].add(curv)
+    return outer.at[:d, :d].add(curv), outer
+
+
+def _hessian(w, X, y, b, eps, q, lo: MarginLoss):
+    return _hessians(w, X, y, b, eps, q, lo)[0]
 
 
 # --------------------------------------------------------------------------- public API
@@ -262,6 +269,34 @@ def check_differentiable(w: ArrayLike, *, eps: ArrayLike, p: float) -> None:
         )
 
 
+def crosses_kink(w1: ArrayLike, w2: ArrayLike, *, p: float) -> bool:
+    r"""Whether the segment from ``w1`` to ``w2`` may meet a kink of :math:`\|w\|_q`.
+
+    ``False`` certifies that :math:`-\varepsilon\|w\|_q` is smooth on the whole segment:
+
+    * p = 1 (q = ∞): the largest :math:`|w_j|` is unique at both ends, at the same
+      coordinate j, and :math:`w_j` keeps its sign; then :math:`|w_j(s)|` is linear in s and
+      every other :math:`|w_i(s)|` is convex, below its chord, so j stays the largest;
+    * p > 2 (q < 2: a kink, or for 1 < q < 2 an unbounded Hessian, at every
+      :math:`w_i = 0`): no coordinate is 0 at an end or changes sign;
+    * 1 < p ≤ 2: neither end is :math:`w = 0` (the segment itself meets 0 only when the
+      ends are exactly antiparallel, which this test does not look for).
+
+    NumPy, not traceable.
+    """
+    p = check_p(p)
+    w1, w2 = np.asarray(w1), np.asarray(w2)
+    if p == 1.0:
+        a1, a2 = np.abs(w1), np.abs(w2)
+        j = int(np.argmax(a1))
+        same = int(np.argmax(a2)) == j and w1[j] * w2[j] > 0
+        unique = np.sum(a1 == a1[j]) == 1 and np.sum(a2 == a2[j]) == 1
+        return not (same and unique)
+    if p > 2.0:
+        return bool(np.any(np.sign(w1) != np.sign(w2)) or np.any(w1 == 0) or np.any(w2 == 0))
+    return bool(not np.any(w1) or not np.any(w2))
+
+
 # --------------------------------------------------------------------------- a problem instance
 
 
@@ -294,6 +329,11 @@ class LinearProblem:
     loss: str = "softplus"
     b: float = 0.0
     fit_bias: bool = False
+
+    #: The model family, as :func:`advlip.training.train` writes it into its history.
+    kind: ClassVar[str] = "linear"
+    #: Steps of the training attack: none, the closed form is the exact maximiser.
+    attack_steps: ClassVar[int] = 0
 
     def tree_flatten(self):
         return (self.X, self.y, self.eps, self.b), (self.p, self.loss, self.fit_bias)
@@ -380,6 +420,163 @@ class LinearProblem:
         H = _hessian(w, self.X, self.y, b, self.eps, self.q, get_loss(self.loss))
         return H if self.fit_bias else H[: self.d, : self.d]
 
+    def naive_hessian(self, theta: jax.Array) -> jax.Array:
+        r"""The Hessian with the attack held fixed, :math:`\operatorname{mean}\,\ell''(\tilde m)\, a a^\top`.
+
+        What differentiating :math:`\ell(y(w\cdot(x+\delta^*) + b))` twice in θ with
+        :math:`\delta^*` frozen gives: :meth:`hessian` without the curvature term
+        :math:`-\varepsilon\,\operatorname{mean}\,\ell'\,\nabla^2\|w\|_q` (0 for q ∈ {1, ∞}
+        away from the kinks; positive semidefinite for q = 2, so total ⪰ naive there).
+        """
+        w, b = self.split(theta)
+        H = _hessians(w, self.X, self.y, b, self.eps, self.q, get_loss(self.loss))[1]
+        return H if self.fit_bias else H[: self.d, : self.d]
+
+    def loss_and_grad_many(self, thetas: ArrayLike) -> tuple[jax.Array, jax.Array]:
+        """:meth:`loss_value` and :meth:`grad` at every row of ``thetas`` (K, dim), in one
+        compiled program per shape and static setting: shapes (K,) and (K, dim)."""
+        return _loss_and_grad_many(self, jnp.asarray(thetas))
+
+    def grad_error_bound_many(self, thetas: ArrayLike) -> jax.Array:
+        """:meth:`grad_error_bound` at every row of ``thetas`` (K, dim), compiled once per shape."""
+        return _grad_error_bound_many(self, jnp.asarray(thetas))
+
+    def curvature_bound(self) -> float:
+        r"""A bound on the naive Hessian, :math:`\ell''_{\max}((\max_i\|x_i\| + \varepsilon\rho)^2 + [\text{bias}])`.
+
+        :math:`\|a_i\| \le \|x_i\| + \varepsilon\|u\|_2` with :math:`\|u\|_2 \le \rho =
+        d^{\max(0, 1/2 - 1/p)}` (:func:`advlip.norms.l2_radius`), and the bias column adds
+        :math:`y_i^2 = 1`. Where :math:`\|w\|_q` is linear along a segment (q ∈ {1, ∞}, no
+        kink crossed) the Hessian is the naive one, so this bounds the gradient ratio there.
+        ``inf`` for a loss with unbounded :math:`\ell''`. A float (concrete data).
+        """
+        rho = norms.l2_radius(self.d, self.p)
+        bias = 1.0 if self.fit_bias else 0.0
+        x_max = float(self.x_norm_max)
+        return get_loss(self.loss).d2_max * ((x_max + float(self.eps) * rho) ** 2 + bias)
+
+    def ratio_bound(self, theta1: ArrayLike, theta2: ArrayLike) -> float:
+        r"""A bound on :math:`R = \|\nabla L(\theta_1) - \nabla L(\theta_2)\| / \|\theta_1 - \theta_2\|`
+        for this pair, from SPEC §2, or ``inf`` where none applies.
+
+        p = 2: LIN-L2's :math:`\beta(w_1, w_2) = \ell''_{\max}((\max\|x\| + \varepsilon)^2
+        + [\text{bias}]) + \varepsilon|\ell'|_{\max}/\sqrt{\|w_1\|\|w_2\|}` (every pair with
+        :math:`w_1, w_2 \ne 0`). p ∈ {1, ∞}: :meth:`curvature_bound` where the segment crosses
+        no kink (:func:`crosses_kink`), since :math:`\|w\|_q` is linear there (LIN-LINF, LIN-L1);
+        across a kink the gradient jumps and no bound is given. Other p: ``inf``.
+        """
+        self._check_theta(theta1)
+        self._check_theta(theta2)
+        w1, w2 = np.asarray(theta1)[: self.d], np.asarray(theta2)[: self.d]
+        return self._pair_bound(w1, w2, self.curvature_bound())
+
+    def _pair_bound(self, w1: np.ndarray, w2: np.ndarray, curvature: float) -> float:
+        """:meth:`ratio_bound` from the weights and :meth:`curvature_bound` (NumPy only)."""
+        if self.p == 2.0:
+            n1, n2 = float(np.linalg.norm(w1)), float(np.linalg.norm(w2))
+            if n1 == 0 or n2 == 0:
+                return math.inf
+            lo = get_loss(self.loss)
+            return curvature + float(self.eps) * lo.d1_abs_max / math.sqrt(n1 * n2)
+        if self.p in (1.0, math.inf) and not crosses_kink(w1, w2, p=self.p):
+            return curvature
+        return math.inf
+
+    # ----------------------------------------------------------------- training protocol
+
+    def init(self, key: jax.Array) -> jax.Array:
+        r"""Initial θ for training: :math:`w \sim \mathcal N(0, 0.1^2/d)` (and b likewise when
+        ``fit_bias``), drawn by :func:`advlip.keys.numpy_rng` ``(key, 17)``, in X's dtype."""
+        rng = keys.numpy_rng(keys.check_key(key), 17)
+        theta = 0.1 * rng.standard_normal(self.dim) / math.sqrt(self.d)
+        return jnp.asarray(theta, dtype=self.X.dtype)
+
+    def evaluate(
+        self, theta: jax.Array, X: jax.Array, y: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        r"""``(L, ∇L, clean accuracy, robust accuracy)`` on the data ``(X, y)``, closed form.
+
+        The problem's threat model and loss, on any data (a minibatch, a test set):
+        :math:`L = \operatorname{mean}\,\ell(\tilde m)`, the Danskin gradient of :meth:`grad`,
+        the fractions of :math:`m_i > 0` and of :math:`\tilde m_i = m_i - \varepsilon\|w\|_q > 0`
+        (robust ≤ clean, exactly: :math:`\tilde m` is :math:`m` minus a number ≥ 0).
+        Traceable (:func:`advlip.training.train` compiles it once per shape).
+        """
+        w, b = self.split(theta)
+        lo = get_loss(self.loss)
+        X2, y1 = jnp.atleast_2d(X), jnp.atleast_1d(y)
+        m = y1 * (X2 @ w + b)
+        mt = m - self.eps * norms.lp_norm(w, self.q)
+        gw, gb = _grad(w, X2, y1, b, self.eps, self.q, lo)
+        g = jnp.concatenate([gw, gb[None]]) if self.fit_bias else gw
+        frac = lambda ok: jnp.mean(ok.astype(m.dtype))  # noqa: E731 - the mean of a bool is float32
+        return jnp.mean(lo.value(mt)), g, frac(m > 0), frac(mt > 0)
+
+    def checkpoint(
+        self,
+        theta: jax.Array,
+        X: jax.Array,
+        y: jax.Array,
+        *,
+        key: jax.Array | None = None,
+        strong_steps: int = 0,
+        strong_restarts: int = 0,
+        certify: bool = False,
+    ) -> dict[str, Any]:
+        r"""What a training checkpoint records, exactly: accuracies on ``(X, y)``, and the top
+        eigenvalue of the total (:meth:`hessian`) and naive (:meth:`naive_hessian`) Hessians
+        on the problem's own data.
+
+        The closed form is the exact worst case, so the strong robust accuracy is the
+        robust one; ``key``, ``strong_steps``, ``strong_restarts`` and ``certify`` (for
+        attacks that are not exact) are not used. ``lambda_error``: ``eigvalsh`` is
+        backward stable, an error :math:`\gamma_{P^2}\|H\|_F`, plus the formula's own
+        rounding (k ≈ 4P + n operations per entry on terms bounded by :math:`|H|`).
+        """
+        del key, strong_steps, strong_restarts, certify
+        theta = jnp.asarray(theta)
+        clean, robust, total, naive = _checkpoint(self, theta, jnp.asarray(X), jnp.asarray(y))
+        total, naive = np.asarray(total), np.asarray(naive)
+        P, n = total.shape[0], self.X.shape[0]
+        work = tolerance.working_dtype(theta, self.X)
+        err = tolerance.gamma(P * P + 4 * P + n, work) * float(
+            np.linalg.norm(total) + np.linalg.norm(naive)
+        )
+        return {
+            "clean_acc": float(clean),
+            "robust_acc": float(robust),
+            "strong_robust_acc": float(robust),  # the closed form is the exact worst case
+            "lambda_max_total": float(np.linalg.eigvalsh(total)[-1]),
+            "lambda_max_naive": float(np.linalg.eigvalsh(naive)[-1]),
+            "lambda_error": err,
+            "info": {"attack": "closed form (exact)"},
+        }
+
+    def path_bounds(self, thetas: ArrayLike) -> dict[str, np.ndarray]:
+        r"""Facts about a path :math:`\theta_0, \dots, \theta_T` (rows of ``thetas``), per step and per iterate.
+
+        Per step t (length T): ``ratio_bound`` (:meth:`ratio_bound` of
+        :math:`(\theta_t, \theta_{t+1})`), ``kink_crossed`` (:func:`crosses_kink`). Per
+        iterate (length T + 1): ``near_zero``, the fraction of weights within one step of
+        their kink, :math:`|w_{t,i}| \le |w_{t,i} - w_{t-1,i}|` (NaN at t = 0), and
+        ``grad_error`` (:meth:`grad_error_bound`).
+        """
+        th = np.asarray(thetas)
+        if th.ndim != 2 or th.shape[1] != self.dim:
+            raise ValueError(f"thetas must have shape (T + 1, {self.dim}), got {th.shape}")
+        W = th[:, : self.d]
+        steps = range(th.shape[0] - 1)
+        near = [float(np.mean(np.abs(W[t + 1]) <= np.abs(W[t + 1] - W[t]))) for t in steps]
+        curvature = self.curvature_bound()
+        return {
+            "ratio_bound": np.asarray([self._pair_bound(W[t], W[t + 1], curvature) for t in steps]),
+            "kink_crossed": np.asarray(
+                [crosses_kink(W[t], W[t + 1], p=self.p) for t in steps], dtype=bool
+            ),
+            "near_zero": np.asarray([math.nan, *near]),
+            "grad_error": np.asarray(self.grad_error_bound_many(th)),
+        }
+
     def weights(self, theta: jax.Array) -> jax.Array:
         return self.split(theta)[0]
 
@@ -397,8 +594,6 @@ class LinearProblem:
         sum of the absolute terms, per component, and each operation may add one
         underflow (:func:`advlip.tolerance.underflow`).
         """
-        from advlip import tolerance
-
         lo = get_loss(self.loss)
         work = tolerance.working_dtype(theta, self.X)
         w, b = self.split(theta)
@@ -424,3 +619,29 @@ class LinearProblem:
                 err + tolerance.gamma(self.X.shape[0] + 4, work) * jnp.mean(d1) + jnp.mean(d2 * dm)
             )
         return err
+
+
+# --------------------------------------------------------------------------- compiled, per shape
+# A problem is a pytree (its arrays are traced), so each of these compiles once per shape and
+# static setting (p, loss, fit_bias), for every dataset, ε and b.
+
+
+@jax.jit
+def _loss_and_grad_many(prob: LinearProblem, thetas: jax.Array):
+    return jax.vmap(lambda th: (prob.loss_value(th), prob.grad(th)))(thetas)
+
+
+@jax.jit
+def _grad_error_bound_many(prob: LinearProblem, thetas: jax.Array):
+    return jax.vmap(prob.grad_error_bound)(thetas)
+
+
+@jax.jit
+def _checkpoint(prob: LinearProblem, theta: jax.Array, X: jax.Array, y: jax.Array):
+    """Accuracies on (X, y) and the (total, naive) Hessians on the problem's data, one program."""
+    _, _, clean, robust = prob.evaluate(theta, X, y)
+    w, b = prob.split(theta)
+    total, naive = _hessians(w, prob.X, prob.y, b, prob.eps, prob.q, get_loss(prob.loss))
+    if not prob.fit_bias:
+        total, naive = total[: prob.d, : prob.d], naive[: prob.d, : prob.d]
+    return clean, robust, total, naive

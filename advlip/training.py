@@ -13,7 +13,8 @@ consecutive iterates (SPEC §1)
 
 .. math:: R_t = \frac{\|\nabla L(\theta_{t+1}) - \nabla L(\theta_t)\|}{\|\theta_{t+1} - \theta_t\|}
 
-is a lower bound on any smoothness constant of :math:`L` on the path. Two kinds of problem:
+is a lower bound on any smoothness constant of :math:`L` on the path. :func:`train` takes
+any problem with the members of :class:`TrainingProblem`; two are built in:
 
 * :class:`advlip.linear.LinearProblem` — the attack is the closed form of SPEC §2,
   :math:`\delta^* = -y\varepsilon u(w)`; the loss, gradient, Hessian and robust accuracy
@@ -23,31 +24,37 @@ is a lower bound on any smoothness constant of :math:`L` on the path. Two kinds 
   on every step whose segment crosses no kink hyperplane :math:`w_i = 0` (there
   :math:`\|w\|_1` is linear), and jumps by up to
   :math:`2\varepsilon|\overline{\ell'}|/\|\Delta\theta\|` on the steps that cross one
-  (LIN-LINF). Both are recorded step by step.
+  (LIN-LINF). Both are recorded step by step
+  (:meth:`advlip.linear.LinearProblem.path_bounds`).
 * :class:`MLPProblem` — a small MLP (:class:`advlip.models.MLPLoss`); the training attack is
-  PGD with steepest-ascent steps
+  :func:`advlip.attacks.pgd` with ``mode="light"``: steepest-ascent steps
   :math:`\delta \leftarrow \Pi_{B_p(\varepsilon)}(\delta + \alpha\,u(\nabla_x\ell))`,
-  :math:`\alpha = 2.5\varepsilon/k` (Madry et al. 2018; the update of phase 1 of
-  :func:`advlip.attacks.pgd`), compiled into the training step and keeping the best
-  iterate. The *strong* evaluation attack (:func:`strong_attack`) runs more steps from
-  zero, from random starts in the ball, and from the training attack's δ, and keeps the
-  worst case per example, so its robust accuracy can never exceed the training
-  attack's. With ``certify=True`` each checkpoint also runs the certified
-  :func:`advlip.attacks.pgd` from that δ and reads the top eigenvalue of the total and of
-  the naive Hessian (δ held fixed) from :mod:`advlip.adversarial` (SPEC G1–G3).
+  :math:`\alpha = 2.5\varepsilon/k` (Madry et al. 2018; phase 1 of the certified attack),
+  compiled into the training step and keeping the best iterate. The *strong* evaluation
+  attack (:func:`strong_attack`) runs more steps from zero, from random starts in the
+  ball, and from the training attack's δ, and keeps the worst case per example, so its
+  robust accuracy can never exceed the training attack's. With ``certify=True`` each
+  checkpoint also runs the certified :func:`advlip.attacks.pgd` from that δ and reads the
+  top eigenvalue of the total and of the naive Hessian (δ held fixed) from
+  :mod:`advlip.adversarial` (SPEC G1–G3).
 
 Budgets of different norms are matched by :func:`matched_eps`:
 :math:`\varepsilon_p = \varepsilon_2 / d^{\max(0, 1/2 - 1/p)}`, the radius of the largest
 :math:`L_p` ball inside the L2 ball of radius :math:`\varepsilon_2` (for p = ∞:
 :math:`\varepsilon_\infty = \varepsilon_2/\sqrt d`, whose corners lie on the L2 sphere).
 
+Randomness comes from explicit JAX keys (:mod:`advlip.keys`): the initial parameters are
+``problem.init(key)`` and the strong attack of the checkpoint at step t draws from
+``jax.random.fold_in(key, t)``.
+
 Example:
-    >>> import jax.numpy as jnp
+    >>> import jax
     >>> from advlip import data, training
     >>> from advlip.linear import LinearProblem
-    >>> X, y = data.synthetic(0, n=32, d=3)
+    >>> key = jax.random.PRNGKey(0)
+    >>> X, y = data.synthetic(key, n=32, d=3)
     >>> prob = LinearProblem(X=X, y=y, eps=0.2, p=2.0, fit_bias=True)
-    >>> hist = training.train(prob, optimizer="adam", learning_rate=0.1, steps=20, seed=0)
+    >>> hist = training.train(prob, optimizer="adam", learning_rate=0.1, steps=20, key=key)
     >>> bool(hist.loss[-1] < hist.loss[0]), bool(all(hist.robust_acc <= hist.clean_acc))
     (True, True)
 """
@@ -59,7 +66,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -69,20 +76,17 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
-from advlip import models, norms, tolerance
+from advlip import attacks, keys, models, norms, tolerance
 from advlip._validate import check_data, check_eps, check_p, check_positive_int
-from advlip.attacks import _combine as _join
-from advlip.attacks import _partition as _split
-from advlip.linear import LinearProblem
-from advlip.losses import get_loss
 
 __all__ = [
     "OPTIMIZERS",
     "MATCHING",
     "matched_eps",
     "make_optimizer",
+    "TrainingProblem",
     "MLPProblem",
-    "pgd_light",
+    "StrongResult",
     "strong_attack",
     "danskin_grad_fn",
     "adversarial_loss",
@@ -104,7 +108,6 @@ MATCHING = (
 )
 
 Progress = Callable[[str], None]
-
 
 # --------------------------------------------------------------------------- budgets, optimisers
 
@@ -149,16 +152,136 @@ def make_optimizer(name: str, learning_rate: float, *, momentum: float = 0.9):
     return optax.with_extra_args_support(opt)
 
 
+# --------------------------------------------------------------------------- the problem protocol
+
+
+@runtime_checkable
+class TrainingProblem(Protocol):
+    r"""What :func:`train` needs of a problem: a structural type, any object with these members.
+
+    :class:`advlip.linear.LinearProblem` (closed-form attack) and :class:`MLPProblem` (PGD)
+    implement it. Register a problem as a JAX pytree, as both are, and the compiled
+    functions of this module take it as an argument: one compilation per shape and
+    static setting serves every dataset and ε. A problem that is not a pytree is closed
+    over instead (one compilation per problem and run).
+
+    Attributes:
+      X, y: the training data, (n, d) and (n,) labels ±1.
+      eps, p: the threat model :math:`B_p(\varepsilon)`.
+      kind: a short name of the model family, written into the history (``"linear"``).
+      attack_steps: steps of the training attack (0 for an exact one).
+    """
+
+    X: Any
+    y: Any
+    eps: Any
+    p: float
+    kind: str
+    attack_steps: int
+
+    def init(self, key: jax.Array) -> Any:
+        """Initial parameters (a pytree of float arrays) drawn from the JAX key ``key``."""
+        ...
+
+    def evaluate(self, params: Any, X: jax.Array, y: jax.Array) -> tuple[Any, Any, Any, Any]:
+        r"""``(L, ∇L, clean accuracy, robust accuracy)`` on the data ``(X, y)``.
+
+        :math:`L` is the mean adversarial loss under the problem's training attack,
+        :math:`\nabla L` its Danskin gradient (a pytree like ``params``), the accuracies
+        the fractions of examples classified correctly without and under that attack.
+        Traceable: :func:`train` compiles it, and optimisers that evaluate gradients
+        themselves (:func:`danskin_grad_fn`) call it on their own batches.
+        """
+        ...
+
+    def checkpoint(
+        self,
+        params: Any,
+        X: jax.Array,
+        y: jax.Array,
+        *,
+        key: jax.Array,
+        strong_steps: int,
+        strong_restarts: int,
+        certify: bool,
+    ) -> dict[str, Any]:
+        """What a checkpoint records on the evaluation data ``(X, y)``: a dict with
+        ``clean_acc``, ``robust_acc`` (training attack), ``strong_robust_acc`` (a stronger
+        attack, ``key`` its randomness), ``lambda_max_total``, ``lambda_max_naive``,
+        ``lambda_error`` (top Hessian eigenvalues on the training data and their error;
+        NaN where not computed) and ``info`` (a JSON-safe dict)."""
+        ...
+
+    def path_bounds(self, thetas: ArrayLike) -> dict[str, np.ndarray]:
+        """Facts about the path of flat iterates ``thetas`` (T + 1, P): per step (length T)
+        ``ratio_bound`` (a bound on :math:`R_t`, inf where none applies) and
+        ``kink_crossed``; per iterate (length T + 1) ``near_zero`` (NaN where not defined)
+        and ``grad_error`` (a bound on the rounding error of ∇L, NaN where none)."""
+        ...
+
+
+def _problem_error(problem: Any) -> ValueError:
+    members = ("X", "y", "eps", "p", "kind", "attack_steps")
+    methods = ("init", "evaluate", "checkpoint", "path_bounds")
+    missing = [m for m in (*members, *methods) if not hasattr(problem, m)]
+    return ValueError(
+        "problem must be an advlip.linear.LinearProblem, an advlip.training.MLPProblem, or "
+        "any object with the members of advlip.training.TrainingProblem; got "
+        f"{type(problem).__name__}, which lacks {', '.join(missing)}"
+    )
+
+
+def _is_pytree(obj: Any) -> bool:
+    return not jax.tree_util.treedef_is_leaf(jax.tree.structure(obj))
+
+
+def _evaluate(problem, params, X, y):
+    return tuple(problem.evaluate(params, X, y))
+
+
+def _loss(problem, params, X, y):
+    return problem.evaluate(params, X, y)[0]
+
+
+def _loss_many(problem, thetas, template):
+    unravel = ravel_pytree(template)[1]
+    return lax.map(lambda th: problem.evaluate(unravel(th), problem.X, problem.y)[0], thetas)
+
+
+_JITTED = {fn: jax.jit(fn) for fn in (_evaluate, _loss, _loss_many)}
+
+
+def _compiled(problem: Any, fn: Callable) -> Callable:
+    """``fn(problem, ...)`` compiled: a pytree problem is a traced argument (one program per
+    shape and static setting); any other problem is closed over (one program per call here)."""
+    if _is_pytree(problem):
+        return functools.partial(_JITTED[fn], problem)
+    return jax.jit(functools.partial(fn, problem))
+
+
 # --------------------------------------------------------------------------- the MLP problem
 
 
+def _mlp_margins(activation, params, X, y, delta):
+    f = jax.vmap(lambda x: models.mlp(params, x, activation=activation))
+    return y * f(X + delta)
+
+
+_mlp_margins_jit = jax.jit(_mlp_margins, static_argnums=0)
+
+
+@jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False)
 class MLPProblem:
     r"""A binary dataset, a threat model and a small MLP: the adversarial loss of SPEC §3.
 
     ``loss_fn`` is :class:`advlip.models.MLPLoss` ``(activation, loss)``; the network is
     ``d → widths… → 1`` (:func:`advlip.models.init_mlp`). ``attack_steps`` is the number
-    of PGD steps of the training attack. ``p`` ∈ {1, 2, ∞} (the attack projects onto the ball).
+    of steps of the training attack, :func:`advlip.attacks.pgd` with ``mode="light"``.
+    ``p`` ∈ {1, 2, ∞} (the attack projects onto the ball). Implements
+    :class:`TrainingProblem`. A pytree: ``X``, ``y``, ``eps`` and ``attack_steps`` are its
+    leaves (traced under ``jit``: one compilation serves every ε and step count), ``p``,
+    ``widths``, ``activation`` and ``loss`` static.
     """
 
     X: Any
@@ -169,6 +292,9 @@ class MLPProblem:
     activation: str = "tanh"
     loss: str = "softplus"
     attack_steps: int = 10
+
+    #: The model family, as :func:`train` writes it into its history.
+    kind: ClassVar[str] = "mlp"
 
     def __post_init__(self):
         p = check_p(self.p)
@@ -183,10 +309,28 @@ class MLPProblem:
         check_data(jnp.zeros(X.shape[1]), X, y)
         object.__setattr__(self, "X", X)
         object.__setattr__(self, "y", y)
+        object.__setattr__(self, "eps", jnp.asarray(self.eps, dtype=X.dtype))
         widths = tuple(check_positive_int("widths[i]", int(w)) for w in self.widths)
         object.__setattr__(self, "widths", widths)
         check_positive_int("attack_steps", self.attack_steps)
         models.MLPLoss(self.activation, self.loss)  # validates both names
+
+    def tree_flatten(self):
+        return (self.X, self.y, self.eps, self.attack_steps), (
+            self.p,
+            self.widths,
+            self.activation,
+            self.loss,
+        )
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)  # no validation: leaves may be tracers
+        for name, value in zip(("X", "y", "eps", "attack_steps"), children, strict=True):
+            object.__setattr__(obj, name, value)
+        for name, value in zip(("p", "widths", "activation", "loss"), aux, strict=True):
+            object.__setattr__(obj, name, value)
+        return obj
 
     @property
     def loss_fn(self) -> models.MLPLoss:
@@ -197,90 +341,137 @@ class MLPProblem:
     def d(self) -> int:
         return int(self.X.shape[1])
 
-    def init(self, seed: int) -> list[dict[str, jax.Array]]:
-        """Initial parameters from ``seed`` (:func:`advlip.models.init_mlp`)."""
-        return models.init_mlp(jax.random.PRNGKey(seed), self.d, self.widths)
+    def init(self, key: jax.Array) -> list[dict[str, jax.Array]]:
+        """Initial parameters drawn from the JAX key ``key`` (:func:`advlip.models.init_mlp`)."""
+        return models.init_mlp(keys.check_key(key), self.d, self.widths)
+
+    def attack(self, params: Any, X: jax.Array, y: jax.Array) -> attacks.LightResult:
+        """The training attack on ``(X, y)``: :func:`advlip.attacks.pgd`, ``mode="light"``,
+        ``attack_steps`` steps from 0. Traceable."""
+        return attacks.pgd(
+            self.loss_fn,
+            params,
+            X,
+            y,
+            eps=self.eps,
+            p=self.p,
+            steps=self.attack_steps,
+            mode="light",
+        )
+
+    def evaluate(self, params: Any, X: jax.Array, y: jax.Array):
+        r"""``(L, ∇L, clean accuracy, robust accuracy)`` on ``(X, y)`` under the training attack.
+
+        :math:`L` is the mean loss at the attack's δ (a lower bound on the max), :math:`\nabla L`
+        Danskin's gradient there, δ held fixed (SPEC G0). Traceable.
+        """
+        lf = self.loss_fn
+        delta = lax.stop_gradient(self.attack(params, X, y).delta)
+
+        def mean_loss(pr):
+            return jnp.mean(jax.vmap(lambda x, yi: lf(pr, x, yi))(X + delta, y))
+
+        loss, g = jax.value_and_grad(mean_loss)(params)
+        clean = _mlp_margins(self.activation, params, X, y, jnp.zeros_like(X)) > 0
+        robust = _mlp_margins(self.activation, params, X, y, delta) > 0
+        # fractions in the data's dtype (the mean of a bool array is float32 even under x64)
+        return loss, g, jnp.mean(clean.astype(X.dtype)), jnp.mean(robust.astype(X.dtype))
+
+    def checkpoint(
+        self,
+        params: Any,
+        X: jax.Array,
+        y: jax.Array,
+        *,
+        key: jax.Array,
+        strong_steps: int = 50,
+        strong_restarts: int = 4,
+        certify: bool = False,
+    ) -> dict[str, Any]:
+        """Accuracies on ``(X, y)`` under the training attack and :func:`strong_attack`; with
+        ``certify``, the certified :func:`advlip.attacks.pgd` on the training data from the
+        strong δ and the top eigenvalues of the total and naive Hessians
+        (:meth:`advlip.adversarial.AdversarialPoint.top_eigenvalue`, Lanczos)."""
+        lf = self.loss_fn
+        eps = float(self.eps)
+        delta = self.attack(params, X, y).delta
+        clean = np.mean(
+            np.asarray(_mlp_margins_jit(self.activation, params, X, y, jnp.zeros_like(X))) > 0
+        )
+        m_train = np.asarray(_mlp_margins_jit(self.activation, params, X, y, delta))
+        strong = strong_attack(
+            lf,
+            params,
+            X,
+            y,
+            eps=eps,
+            p=self.p,
+            steps=strong_steps,
+            restarts=strong_restarts,
+            key=key,
+            init=delta,
+        )
+        m_strong = np.asarray(_mlp_margins_jit(self.activation, params, X, y, strong.delta))
+        info: dict[str, Any] = {
+            "attack": f"strong: {strong_steps} PGD steps from 0 and from {strong_restarts} "
+            "random starts, plus the training attack's delta; worst case per example",
+            "strong_beats_train": int(np.sum(m_strong < m_train)),
+        }
+        lt = ln = lerr = math.nan
+        if certify:
+            from advlip import adversarial
+
+            Xt, yt = self.X, self.y
+            d_tr = self.attack(params, Xt, yt).delta
+            st = strong_attack(
+                lf, params, Xt, yt, eps=eps, p=self.p, steps=strong_steps, restarts=0, init=d_tr
+            )
+            att = attacks.pgd(
+                lf,
+                params,
+                Xt,
+                yt,
+                eps=eps,
+                p=self.p,
+                init=st.delta,
+                steps=0,
+                refine_steps=60,
+                newton_steps=6,
+            )
+            pt = adversarial.linearize(lf, params, Xt, yt, eps=eps, p=self.p, attack=att)
+            et = pt.top_eigenvalue(hessian="total")
+            en = pt.top_eigenvalue(hessian="naive")
+            lt, ln = float(et.value), float(en.value)
+            lerr = float(max(et.bound, en.bound))
+            info.update(
+                certified_converged=int(np.sum(np.asarray(att.converged))),
+                determined=int(np.sum(pt.determined)),
+                n=int(Xt.shape[0]),
+                cases=pt.summary()["cases"],
+            )
+        return {
+            "clean_acc": float(clean),
+            "robust_acc": float(np.mean(m_train > 0)),
+            "strong_robust_acc": float(np.mean(m_strong > 0)),
+            "lambda_max_total": lt,
+            "lambda_max_naive": ln,
+            "lambda_error": lerr,
+            "info": info,
+        }
+
+    def path_bounds(self, thetas: ArrayLike) -> dict[str, np.ndarray]:
+        """No bound on the gradient ratio of an MLP is used: ``inf`` bounds, no kinks
+        recorded, NaN ``near_zero`` and ``grad_error``."""
+        T = int(np.shape(thetas)[0]) - 1
+        return {
+            "ratio_bound": np.full(T, math.inf),
+            "kink_crossed": np.zeros(T, dtype=bool),
+            "near_zero": np.full(T + 1, math.nan),
+            "grad_error": np.full(T + 1, math.nan),
+        }
 
 
-# --------------------------------------------------------------------------- the attacks
-
-
-def _pgd_one(loss_fn, params, x, y, delta0, eps, steps, p):
-    """Steepest-ascent PGD on one example from ``delta0``; returns the best iterate and its loss."""
-    q = norms.dual_exponent(p)
-    alpha = 2.5 * eps / jnp.maximum(steps, 1)
-    vg = jax.value_and_grad(lambda dl: loss_fn(params, x + dl, y))
-
-    def body(_, carry):
-        dl, best, best_val = carry
-        val, g = vg(dl)
-        better = val > best_val
-        best = jnp.where(better, dl, best)
-        best_val = jnp.where(better, val, best_val)
-        dl = norms.project_ball(dl + alpha * norms.dual_direction(g, q=q), eps=eps, p=p)
-        return dl, best, best_val
-
-    d0 = norms.project_ball(delta0, eps=eps, p=p)
-    dl, best, best_val = lax.fori_loop(0, steps, body, (d0, d0, jnp.asarray(-jnp.inf, d0.dtype)))
-    val = loss_fn(params, x + dl, y)
-    better = val > best_val
-    return jnp.where(better, dl, best), jnp.where(better, val, best_val)
-
-
-@functools.partial(jax.jit, static_argnames=("static", "p"))
-def _pgd_jit(dyn, params, X, y, delta0, eps, steps, *, static, p):
-    loss_fn = _join(dyn, static)
-    run = jax.vmap(lambda x, yi, d0: _pgd_one(loss_fn, params, x, yi, d0, eps, steps, p))
-    return run(X, y, delta0)
-
-
-@functools.partial(jax.jit, static_argnames=("static",))
-def _batch_loss(dyn, params, X, y, delta, *, static):
-    loss_fn = _join(dyn, static)
-    return jax.vmap(lambda x, yi, dl: loss_fn(params, x + dl, yi))(X, y, delta)
-
-
-def _pgd_batch(params, X, y, delta0, eps, steps, *, loss_fn, p):
-    dyn, static = _split(loss_fn)
-    return _pgd_jit(dyn, params, X, y, delta0, eps, steps, static=static, p=p)
-
-
-def pgd_light(
-    loss_fn: Callable,
-    params: Any,
-    X: ArrayLike,
-    y: ArrayLike,
-    *,
-    eps: ArrayLike,
-    p: float,
-    steps: int,
-    init: ArrayLike | None = None,
-) -> tuple[jax.Array, jax.Array]:
-    r"""The training attack: ``steps`` steepest-ascent PGD steps per example, best iterate kept.
-
-    :math:`\delta \leftarrow \Pi_{B_p(\varepsilon)}(\delta + \alpha\, u(\nabla_x \ell))`,
-    :math:`u \in \partial\|\nabla_x\ell\|_q` (sign for p = ∞, the unit vector for p = 2),
-    :math:`\alpha = 2.5\varepsilon/\text{steps}`; from ``init`` (default 0). Because the start
-    is among the iterates, :math:`\ell(x+\delta) \ge \ell(x+\delta_0)`. Returns
-    ``(delta (n, d), loss (n,))``. One compiled program for every ``steps`` and ε.
-    Not certified: :func:`advlip.attacks.pgd` is the attack with a KKT certificate.
-    """
-    p = check_p(p)
-    X = jnp.asarray(X)
-    delta0 = jnp.zeros_like(X) if init is None else jnp.asarray(init, dtype=X.dtype)
-    if delta0.shape != X.shape:
-        raise ValueError(f"init must have the shape of X, {X.shape}, got {delta0.shape}")
-    steps = check_positive_int("steps", steps, minimum=0)
-    return _pgd_batch(
-        params,
-        X,
-        jnp.asarray(y, dtype=X.dtype),
-        delta0,
-        jnp.asarray(eps, dtype=X.dtype),
-        jnp.asarray(steps),
-        loss_fn=loss_fn,
-        p=p,
-    )
+# --------------------------------------------------------------------------- the strong attack
 
 
 class StrongResult(NamedTuple):
@@ -288,7 +479,7 @@ class StrongResult(NamedTuple):
 
     delta: jax.Array  # (n, d)
     loss: np.ndarray  # (n,)
-    source: np.ndarray  # (n,) index of the winning start: 0 init, 1 zero, 2.. random, -1 certified
+    source: np.ndarray  # (n,) index of the winning start: 0 init, 1 zero, 2.. random
 
 
 def strong_attack(
@@ -301,162 +492,42 @@ def strong_attack(
     p: float,
     steps: int = 50,
     restarts: int = 4,
-    seed: int = 0,
+    key: jax.Array | None = None,
     init: ArrayLike | None = None,
 ) -> StrongResult:
     r"""A stronger attack than the training one: more steps and random restarts, worst case kept.
 
-    Candidates per example: ``init`` as given (the training attack's δ, not re-run), a
-    ``steps``-step PGD from 0, and ``restarts`` runs of ``steps`` steps from points drawn
-    uniformly in the ball (:func:`advlip.attacks.sample_ball`, seeded). The candidate of
-    largest loss wins, so the strong attack's loss is ≥ the training attack's on every
-    example: for a decreasing margin loss its margin is ≤, and its robust accuracy ≤.
+    Candidates per example, each an :func:`advlip.attacks.pgd` run with ``mode="light"``:
+    ``init`` as given (the training attack's δ, projected onto the ball, not re-run), a
+    ``steps``-step run from 0, and ``restarts`` runs of ``steps`` steps from points drawn
+    uniformly in the ball (:func:`advlip.attacks.sample_ball` with ``key``, default
+    ``PRNGKey(0)``). The candidate of largest loss wins, so the strong attack's loss is ≥
+    the training attack's on every example: for a decreasing margin loss its margin is ≤,
+    and its robust accuracy ≤.
     """
-    from advlip import attacks
-
+    key = jax.random.PRNGKey(0) if key is None else keys.check_key(key)
+    restarts = check_positive_int("restarts", restarts, minimum=0)
     X = jnp.asarray(X)
-    y = jnp.asarray(y, dtype=X.dtype)
-    cands, losses = [], []
-    if init is not None:
-        d0 = jnp.asarray(init, dtype=X.dtype)
-        cands.append(d0)
-        dyn, static = _split(loss_fn)
-        losses.append(_batch_loss(dyn, params, X, y, d0, static=static))
-    dl, val = pgd_light(loss_fn, params, X, y, eps=eps, p=p, steps=steps)
-    cands.append(dl)
-    losses.append(val)
+
+    def run(steps, start=None):
+        return attacks.pgd(
+            loss_fn, params, X, y, eps=eps, p=p, steps=steps, init=start, mode="light"
+        )
+
+    runs = [] if init is None else [run(0, init)]  # 0 steps: the start and its loss
+    runs.append(run(steps))
     if restarts:
-        starts = attacks.sample_ball(jax.random.PRNGKey(seed), (restarts, *X.shape), eps=eps, p=p)
-        for r in range(restarts):
-            dl, val = pgd_light(loss_fn, params, X, y, eps=eps, p=p, steps=steps, init=starts[r])
-            cands.append(dl)
-            losses.append(val)
-    L = np.stack([np.asarray(v) for v in losses])  # (C, n)
+        starts = attacks.sample_ball(key, (restarts, *X.shape), eps=eps, p=p)
+        runs += [run(steps, starts[r]) for r in range(restarts)]
+    L = np.stack([np.asarray(r.loss) for r in runs])  # (C, n)
     best = np.argmax(L, axis=0)
-    D = jnp.stack(cands)  # (C, n, d)
+    D = jnp.stack([r.delta for r in runs])  # (C, n, d)
     delta = D[jnp.asarray(best), jnp.arange(X.shape[0])]
     source = best if init is not None else best + 1
     return StrongResult(delta, L[best, np.arange(X.shape[0])], source)
 
 
-# --------------------------------------------------------------------------- problem specs
-
-
-class _LinearSpec(NamedTuple):
-    p: float
-    loss: str
-    fit_bias: bool
-    b: float
-
-
-@dataclasses.dataclass(frozen=True)
-class _MarginMLP:
-    r""":math:`\ell(y f_\theta(x))` for :func:`advlip.models.mlp`: hashable, no array fields."""
-
-    activation: str
-    loss: str
-
-    def __call__(self, params, x, y):
-        return get_loss(self.loss).value(y * models.mlp(params, x, activation=self.activation))
-
-
-class _MLPSpec(NamedTuple):
-    activation: str
-    loss: str
-    p: float
-
-    @property
-    def loss_fn(self) -> _MarginMLP:
-        return _MarginMLP(self.activation, self.loss)
-
-
-def _spec(problem) -> _LinearSpec | _MLPSpec:
-    if isinstance(problem, LinearProblem):
-        return _LinearSpec(
-            problem.p, str(get_loss(problem.loss).name), problem.fit_bias, float(problem.b)
-        )
-    if isinstance(problem, MLPProblem):
-        return _MLPSpec(problem.activation, problem.loss, problem.p)
-    raise ValueError(
-        f"problem must be an advlip.linear.LinearProblem or an advlip.training.MLPProblem, "
-        f"got {type(problem).__name__}"
-    )
-
-
-def _linear_parts(spec: _LinearSpec, theta, X, y, eps):
-    d = X.shape[1]
-    w = theta[:d]
-    b = theta[d] if spec.fit_bias else jnp.asarray(spec.b, dtype=theta.dtype)
-    q = norms.dual_exponent(spec.p)
-    m = y * (X @ w + b)
-    mt = m - eps * norms.lp_norm(w, q)
-    return w, b, q, m, mt
-
-
-def _linear_grad(spec: _LinearSpec, theta, X, y, eps):
-    w, b, q, _, mt = _linear_parts(spec, theta, X, y, eps)
-    lo = get_loss(spec.loss)
-    g1 = lo.d1(mt)
-    u = norms.dual_direction(w, q=q)
-    gw = jnp.mean(g1[:, None] * y[:, None] * X, axis=0) - eps * jnp.mean(g1) * u
-    if spec.fit_bias:
-        return jnp.concatenate([gw, jnp.mean(g1 * y)[None]])
-    return gw
-
-
-@functools.partial(jax.jit, static_argnames=("spec",))
-def _linear_eval(theta, X, y, eps, *, spec: _LinearSpec):
-    _, _, _, m, mt = _linear_parts(spec, theta, X, y, eps)
-    loss = jnp.mean(get_loss(spec.loss).value(mt))
-    g = _linear_grad(spec, theta, X, y, eps)
-    return loss, g, jnp.mean(m > 0), jnp.mean(mt > 0)
-
-
-@functools.partial(jax.jit, static_argnames=("spec",))
-def _linear_eval_many(thetas, X, y, eps, *, spec: _LinearSpec):
-    """(L, ∇L) at every row of ``thetas`` (closed form), one compiled program per shape."""
-    return jax.vmap(lambda th: _linear_eval(th, X, y, eps, spec=spec)[:2])(thetas)
-
-
-@functools.partial(jax.jit, static_argnames=("spec",))
-def _linear_hessians(theta, X, y, eps, *, spec: _LinearSpec):
-    r"""Total Hessian (SPEC §2), and the naive one :math:`\operatorname{mean}\,\ell'' a a^\top`
-    (δ* held fixed)."""
-    w, _, q, _, mt = _linear_parts(spec, theta, X, y, eps)
-    lo = get_loss(spec.loss)
-    u = norms.dual_direction(w, q=q)
-    a = y[:, None] * X - eps * u[None, :]
-    if spec.fit_bias:
-        a = jnp.concatenate([a, y[:, None]], axis=1)
-    naive = jnp.einsum("n,ni,nj->ij", lo.d2(mt), a, a) / X.shape[0]
-    d = X.shape[1]
-    curv = -eps * jnp.mean(lo.d1(mt)) * norms.norm_hessian(w, q=q)
-    total = naive.at[:d, :d].add(curv)
-    return total, naive
-
-
-def _mlp_margins(activation, params, X, y, delta):
-    f = jax.vmap(lambda x: models.mlp(params, x, activation=activation))
-    return y * f(X + delta)
-
-
-_mlp_margins_jit = jax.jit(_mlp_margins, static_argnums=0)
-
-
-@functools.partial(jax.jit, static_argnames=("spec",))
-def _mlp_eval(params, X, y, eps, steps, *, spec: _MLPSpec):
-    delta, _ = _pgd_batch(
-        params, X, y, jnp.zeros_like(X), eps, steps, loss_fn=spec.loss_fn, p=spec.p
-    )
-    delta = lax.stop_gradient(delta)
-
-    def mean_loss(pr):
-        return jnp.mean(jax.vmap(lambda x, yi: spec.loss_fn(pr, x, yi))(X + delta, y))
-
-    loss, g = jax.value_and_grad(mean_loss)(params)
-    clean = jnp.mean(_mlp_margins(spec.activation, params, X, y, jnp.zeros_like(X)) > 0)
-    robust = jnp.mean(_mlp_margins(spec.activation, params, X, y, delta) > 0)
-    return loss, g, clean, robust
+# --------------------------------------------------------------------------- losses of a problem
 
 
 @functools.partial(jax.jit, static_argnames=("opt",))
@@ -465,22 +536,17 @@ def _update(theta, state, g, X, y, *, opt):
     return optax.apply_updates(theta, updates), state
 
 
-@functools.partial(jax.jit, static_argnames=("spec",))
-def _mlp_loss(params, X, y, eps, steps, *, spec: _MLPSpec):
-    _, val = _pgd_batch(params, X, y, jnp.zeros_like(X), eps, steps, loss_fn=spec.loss_fn, p=spec.p)
-    return jnp.mean(val)
+def _check_problem(problem: Any) -> None:
+    if not isinstance(problem, TrainingProblem):
+        raise _problem_error(problem)
 
 
-def adversarial_loss(problem: LinearProblem | MLPProblem, params: Any) -> jax.Array:
-    r""":math:`L(\theta)` with the problem's training attack: the closed form (linear, exact)
-    or :func:`pgd_light` with ``problem.attack_steps`` steps (MLP, a lower bound on the max)."""
-    spec = _spec(problem)
-    eps = jnp.asarray(float(problem.eps))
-    if isinstance(spec, _LinearSpec):
-        return _linear_eval(jnp.asarray(params), problem.X, problem.y, eps, spec=spec)[0]
-    return _mlp_loss(
-        params, problem.X, problem.y, eps, jnp.asarray(int(problem.attack_steps)), spec=spec
-    )
+def adversarial_loss(problem: TrainingProblem, params: Any) -> jax.Array:
+    r""":math:`L(\theta)` with the problem's training attack on its own data: the closed form
+    (linear, exact) or ``problem.attack_steps`` light PGD steps (MLP, a lower bound on the max)."""
+    _check_problem(problem)
+    params = jax.tree.map(jnp.asarray, params)
+    return _compiled(problem, _loss)(params, problem.X, problem.y)
 
 
 def ravel(params: Any) -> np.ndarray:
@@ -503,52 +569,34 @@ def unravel_mlp(flat: ArrayLike, d: int, widths: tuple[int, ...]) -> list[dict[s
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "d", "widths"))
-def _mlp_loss_many(thetas, X, y, eps, steps, *, spec: _MLPSpec, d: int, widths: tuple[int, ...]):
-    def one(flat):
-        params = unravel_mlp(flat, d, widths)
-        _, val = _pgd_one_batch(spec, params, X, y, eps, steps)
-        return jnp.mean(val)
-
-    return jax.lax.map(one, thetas)
-
-
-def _pgd_one_batch(spec, params, X, y, eps, steps):
-    run = jax.vmap(
-        lambda x, yi: _pgd_one(spec.loss_fn, params, x, yi, jnp.zeros_like(x), eps, steps, spec.p)
-    )
-    return run(X, y)
-
-
-def adversarial_loss_many(problem: LinearProblem | MLPProblem, thetas: ArrayLike) -> jax.Array:
+def adversarial_loss_many(problem: TrainingProblem, thetas: ArrayLike) -> jax.Array:
     """:func:`adversarial_loss` at every row of ``thetas`` (K, P), flat parameters
-    (:func:`ravel` order), in one compiled program: for loss-landscape slices."""
-    spec = _spec(problem)
+    (:func:`ravel` order, that of ``problem.init``'s pytree), in one compiled program: for
+    loss-landscape slices. The rows are evaluated one after another (``lax.map``), so
+    memory stays that of one evaluation."""
+    _check_problem(problem)
+    template = problem.init(jax.random.PRNGKey(0))  # the pytree structure of the parameters
+    size = int(ravel_pytree(template)[0].size)
     thetas = jnp.asarray(thetas)
-    eps = jnp.asarray(float(problem.eps))
-    if isinstance(spec, _LinearSpec):
-        return _linear_eval_many(thetas, problem.X, problem.y, eps, spec=spec)[0]
-    steps = jnp.asarray(int(problem.attack_steps))
-    return _mlp_loss_many(
-        thetas, problem.X, problem.y, eps, steps, spec=spec, d=problem.d, widths=problem.widths
-    )
+    if thetas.ndim != 2 or thetas.shape[1] != size:
+        raise ValueError(
+            f"thetas must have shape (K, {size}) (K flat parameter vectors), got {thetas.shape}"
+        )
+    return _compiled(problem, _loss_many)(thetas, template)
 
 
-def danskin_grad_fn(problem: LinearProblem | MLPProblem) -> Callable[..., Any]:
-    r"""``grad_fn(theta, X, y)`` → the Danskin gradient of ``problem``'s adversarial loss on (X, y).
+def danskin_grad_fn(problem: TrainingProblem) -> Callable[..., Any]:
+    r"""``grad_fn(params, X, y)`` → the Danskin gradient of ``problem``'s adversarial loss on (X, y).
 
     For optimisers that evaluate the gradient themselves, such as
     :func:`advlip.entropy_sgd.entropy_sgd` (its SGLD inner loop): :func:`train` passes
     ``batch=(X, y)`` to every ``update``, so the data are arguments, not constants
-    baked into the compiled step. Linear: closed form (SPEC §2); MLP: Danskin's
-    gradient at the training attack's δ (SPEC G0).
+    baked into the compiled step. It is ``problem.evaluate(params, X, y)[1]``: the closed
+    form for a linear problem (SPEC §2), Danskin's gradient at the training attack's δ
+    for an MLP (SPEC G0).
     """
-    spec = _spec(problem)
-    eps = float(problem.eps)
-    if isinstance(spec, _LinearSpec):
-        return lambda theta, X, y: _linear_grad(spec, theta, X, y, eps)
-    steps = int(problem.attack_steps)
-    return lambda params, X, y: _mlp_eval(params, X, y, eps, steps, spec=spec)[1]
+    _check_problem(problem)
+    return lambda params, X, y: problem.evaluate(params, X, y)[1]
 
 
 # --------------------------------------------------------------------------- history
@@ -603,7 +651,8 @@ class TrainingHistory:
     training set; NaN where not computed) and ``lambda_error`` (eigenvalue error bound).
 
     ``direction_ratio`` (length T − 1, when :func:`train` got a ``direction_fn``): the
-    ratio of the directions the optimiser followed at consecutive iterates.
+    ratio of the directions the optimiser followed at consecutive iterates. ``key``: the
+    bits of the run's JAX key (``jax.random.key_data``; ``[0, N]`` for ``PRNGKey(N)``).
     """
 
     kind: str
@@ -611,7 +660,7 @@ class TrainingHistory:
     eps: float
     optimizer: str
     learning_rate: float | None
-    seed: int
+    key: list[int]
     loss: np.ndarray
     clean_acc: np.ndarray
     robust_acc: np.ndarray
@@ -647,14 +696,6 @@ class TrainingHistory:
 # --------------------------------------------------------------------------- train
 
 
-def _kinks_crossed(p: float, w0: np.ndarray, w1: np.ndarray) -> bool:
-    if p == 1.0:
-        return int(np.argmax(np.abs(w0))) != int(np.argmax(np.abs(w1)))
-    if p > 2.0:
-        return bool(np.any(np.sign(w0) != np.sign(w1)) or np.any(w0 == 0) or np.any(w1 == 0))
-    return bool(not np.any(w0) or not np.any(w1))
-
-
 def _checkpoints(steps: int, track_every: int | None) -> list[int]:
     if track_every == 0:
         return []
@@ -669,13 +710,29 @@ def _checkpoints(steps: int, track_every: int | None) -> list[int]:
     return pts
 
 
+def _check_params_like(params: Any, template: Any) -> None:
+    """``params`` has the pytree structure and leaf shapes of ``problem.init(key)``."""
+    shapes = [np.shape(a) for a in jax.tree.leaves(template)]
+    got = [np.shape(a) for a in jax.tree.leaves(params)]
+    if jax.tree.structure(params) == jax.tree.structure(template) and got == shapes:
+        return
+    if len(shapes) == 1 and jax.tree_util.treedef_is_leaf(jax.tree.structure(template)):
+        raise ValueError(
+            f"params must have shape {shapes[0]} (that of problem.init(key); for a linear "
+            f"problem w, then b when fit_bias), got {np.shape(params)}"
+        )
+    raise ValueError(
+        f"params must have the structure and shapes of problem.init(key), {shapes}; got {got}"
+    )
+
+
 def train(
-    problem: LinearProblem | MLPProblem,
+    problem: TrainingProblem,
     *,
     optimizer: str | optax.GradientTransformation = "adam",
     learning_rate: float = 0.05,
     steps: int = 100,
-    seed: int = 0,
+    key: jax.Array | None = None,
     params: Any = None,
     track_every: int | None = None,
     eval_data: tuple[ArrayLike, ArrayLike] | None = None,
@@ -690,15 +747,17 @@ def train(
     r"""Full-batch adversarial training of ``problem`` with an optax optimiser; returns the history.
 
     Args:
-      problem: a :class:`advlip.linear.LinearProblem` (closed-form attack) or an
-        :class:`MLPProblem` (PGD training attack, :func:`pgd_light`).
+      problem: any :class:`TrainingProblem`: an :class:`advlip.linear.LinearProblem`
+        (closed-form attack), an :class:`MLPProblem` (light PGD training attack), or your own.
       optimizer: a name in :data:`OPTIMIZERS` (with ``learning_rate``) or any optax
         ``GradientTransformation``; it is called as ``update(g, state, params,
         batch=(X, y))`` so transformations that need the data (EntropySGD with
         :func:`danskin_grad_fn`) get it.
-      steps: optimiser steps T; seed: initial parameters (when ``params`` is None:
-        linear :math:`w \sim \mathcal N(0, 0.1^2/d)`, MLP :func:`advlip.models.init_mlp`)
-        and the strong attack's restarts.
+      steps: optimiser steps T.
+      key: the JAX PRNG key of the run (default ``PRNGKey(0)``): the initial parameters
+        are ``problem.init(key)`` (when ``params`` is None; linear
+        :math:`w \sim \mathcal N(0, 0.1^2/d)`, MLP :func:`advlip.models.init_mlp`), and the
+        checkpoint at step t draws its strong attack from ``jax.random.fold_in(key, t)``.
       track_every: checkpoint spacing (default T/4; the first and last iterate always;
         0: no checkpoints).
       eval_data: (X, y) for the checkpoint accuracies (default the training set).
@@ -715,7 +774,8 @@ def train(
     The gradient ratio of step t needs :math:`\nabla L(\theta_{t+1})`, the gradient the
     next step uses anyway, so tracking costs one extra gradient per run.
     """
-    spec = _spec(problem)
+    _check_problem(problem)
+    key = jax.random.PRNGKey(0) if key is None else keys.check_key(key)
     steps = check_positive_int("steps", steps)
     if isinstance(optimizer, str):
         opt = make_optimizer(optimizer, float(learning_rate))
@@ -733,50 +793,41 @@ def train(
     Xe, ye = (X, y) if eval_data is None else (jnp.asarray(eval_data[0]), jnp.asarray(eval_data[1]))
     if eval_data is not None:
         check_data(jnp.zeros(X.shape[1]), Xe, ye)
-    eps = jnp.asarray(float(problem.eps))
-    linear_kind = isinstance(spec, _LinearSpec)
-    d = int(X.shape[1])
-
+    template = problem.init(key)
     if params is None:
-        if linear_kind:
-            rng = np.random.default_rng([seed, 17])
-            params = jnp.asarray(0.1 * rng.standard_normal(problem.dim) / math.sqrt(d))
-        else:
-            params = problem.init(seed)
-    elif linear_kind and np.shape(params) != (problem.dim,):
-        raise ValueError(
-            f"params must have shape ({problem.dim},) (w, then b when fit_bias), "
-            f"got {np.shape(params)}"
-        )
+        params = template
+    else:
+        _check_params_like(params, template)
+        params = jax.tree.map(jnp.asarray, params)
     theta = params
     state = opt.init(theta)
-    k_attack = jnp.asarray(0 if linear_kind else int(problem.attack_steps))
+    evaluate = _compiled(problem, _evaluate)
 
-    def evaluate(th):
-        if linear_kind:
-            return _linear_eval(th, X, y, eps, spec=spec)
-        return _mlp_eval(th, X, y, eps, k_attack, spec=spec)
-
-    lo = get_loss(spec.loss if linear_kind else problem.loss)
     n_ck = _checkpoints(steps, track_every)
-    rec: dict[str, list] = {
-        k: [] for k in ("loss", "clean", "robust", "gnorm", "ratio", "dt", "kink", "near")
+    rec: dict[str, list] = {k: [] for k in ("loss", "clean", "robust", "gnorm", "ratio", "dt")}
+    ck: dict[str, list] = {
+        k: []
+        for k in (
+            "clean_acc",
+            "robust_acc",
+            "strong_robust_acc",
+            "lambda_max_total",
+            "lambda_max_naive",
+            "lambda_error",
+            "info",
+        )
     }
-    ck: dict[str, list] = {k: [] for k in ("clean", "robust", "strong", "lt", "ln", "lerr", "info")}
     prev_flat = prev_g = None
-    x_max = float(jnp.max(jnp.linalg.norm(X, axis=1)))
-    bounds: list[float] = []
     flats: list[np.ndarray] = []
     dirs: list[np.ndarray] = []
     dir_thetas: list[np.ndarray] = []
     t0 = time.perf_counter()
     report_every = max(1, steps // 10)
     for t in range(steps + 1):
-        loss, g, clean, robust = evaluate(theta)
+        loss, g, clean, robust = evaluate(theta, X, y)
         flat = np.asarray(ravel_pytree(theta)[0])
         gflat = np.asarray(ravel_pytree(g)[0])
-        if linear_kind:
-            flats.append(flat)
+        flats.append(flat)
         rec["loss"].append(float(loss))
         rec["clean"].append(float(clean))
         rec["robust"].append(float(robust))
@@ -786,29 +837,18 @@ def train(
             ratio = float(np.linalg.norm(gflat - prev_g)) / dt if dt > 0 else math.nan
             rec["ratio"].append(ratio)
             rec["dt"].append(dt)
-            if linear_kind:
-                w0, w1 = prev_flat[:d], flat[:d]
-                rec["kink"].append(_kinks_crossed(spec.p, w0, w1))
-                rec["near"].append(float(np.mean(np.abs(w1) <= np.abs(w1 - w0))))
-                bounds.append(_linear_ratio_bound(problem, lo, x_max, prev_flat, flat))
-            else:
-                rec["kink"].append(False)
-                bounds.append(math.inf)
         if t in n_ck:
-            _checkpoint(
-                problem,
-                spec,
+            point = problem.checkpoint(
                 theta,
                 Xe,
                 ye,
-                eps,
-                k_attack,
-                ck,
-                seed=seed + 1000 * t,
+                key=jax.random.fold_in(key, t),
                 strong_steps=strong_steps,
                 strong_restarts=strong_restarts,
                 certify=certify,
             )
+            for k, v in ck.items():
+                v.append(point[k])
         if progress is not None and (t % report_every == 0 or t == steps):
             progress(
                 f"  {label}step {t}/{steps}: L={float(loss):.4f} clean={float(clean):.3f} "
@@ -830,180 +870,49 @@ def train(
         )
         for t in range(len(dirs) - 1)
     ]
-    nan_first = [math.nan] + rec["near"] if linear_kind else [math.nan] * (steps + 1)
     ratios, dts = np.asarray(rec["ratio"]), np.asarray(rec["dt"])
-    if linear_kind:
-        # rounding error of each R_t: both gradients' error bounds (advlip.linear), then the
-        # norms and the division (advlip.tolerance.ratio_error) in the dtype used
-        work = tolerance.working_dtype(flats, X)
-        eg = np.asarray(_grad_errors(jnp.asarray(np.stack(flats)), X, y, eps, spec=spec))
-        errors = [
-            tolerance.ratio_error((eg[t] + eg[t + 1]) / 2.0, dts[t], ratios[t], dtype=work)
-            if math.isfinite(ratios[t])
-            else math.nan
-            for t in range(steps)
-        ]
-    else:
-        errors = [math.nan] * steps
+    path = problem.path_bounds(np.stack(flats))
+    # rounding error of each R_t: both gradients' error bounds (the problem's), then the
+    # norms and the division (advlip.tolerance.ratio_error) in the dtype used
+    work = tolerance.working_dtype(flats, X)
+    eg = np.asarray(path["grad_error"], dtype=float)
+    errors = [
+        tolerance.ratio_error((eg[t] + eg[t + 1]) / 2.0, dts[t], ratios[t], dtype=work)
+        if math.isfinite(ratios[t]) and math.isfinite(eg[t] + eg[t + 1])
+        else math.nan
+        for t in range(steps)
+    ]
     return TrainingHistory(
-        kind="linear" if linear_kind else "mlp",
-        p=spec.p,
+        kind=str(problem.kind),
+        p=float(problem.p),
         eps=float(problem.eps),
         optimizer=opt_name,
         learning_rate=lr,
-        seed=int(seed),
+        key=[int(b) for b in np.asarray(jax.random.key_data(key)).ravel()],
         loss=np.asarray(rec["loss"]),
         clean_acc=np.asarray(rec["clean"]),
         robust_acc=np.asarray(rec["robust"]),
         grad_norm=np.asarray(rec["gnorm"]),
         grad_ratio=ratios,
         step_norm=dts,
-        kink_crossed=np.asarray(rec["kink"], dtype=bool),
-        ratio_bound=np.asarray(bounds),
+        kink_crossed=np.asarray(path["kink_crossed"], dtype=bool),
+        ratio_bound=np.asarray(path["ratio_bound"], dtype=float),
         ratio_error=np.asarray(errors),
-        near_zero=np.asarray(nan_first),
+        near_zero=np.asarray(path["near_zero"], dtype=float),
         checkpoint_step=np.asarray(n_ck),
-        ck_clean_acc=np.asarray(ck["clean"]),
-        ck_robust_acc=np.asarray(ck["robust"]),
-        ck_strong_robust_acc=np.asarray(ck["strong"]),
-        lambda_max_total=np.asarray(ck["lt"]),
-        lambda_max_naive=np.asarray(ck["ln"]),
-        lambda_error=np.asarray(ck["lerr"]),
+        ck_clean_acc=np.asarray(ck["clean_acc"]),
+        ck_robust_acc=np.asarray(ck["robust_acc"]),
+        ck_strong_robust_acc=np.asarray(ck["strong_robust_acc"]),
+        lambda_max_total=np.asarray(ck["lambda_max_total"]),
+        lambda_max_naive=np.asarray(ck["lambda_max_naive"]),
+        lambda_error=np.asarray(ck["lambda_error"]),
         final_params=np.asarray(ravel_pytree(theta)[0]),
         direction_ratio=np.asarray(dir_ratio),
         info={
             "checkpoints": ck["info"],
-            "train_attack_steps": int(k_attack),
-            "d": d,
+            "train_attack_steps": int(problem.attack_steps),
+            "d": int(X.shape[1]),
             "n_train": int(X.shape[0]),
             "n_eval": int(Xe.shape[0]),
         },
     )
-
-
-@functools.partial(jax.jit, static_argnames=("spec",))
-def _grad_errors(thetas, X, y, eps, *, spec: _LinearSpec):
-    """:meth:`advlip.linear.LinearProblem.grad_error_bound` at every row of ``thetas``."""
-    prob = LinearProblem(
-        X=X, y=y, eps=eps, p=spec.p, loss=spec.loss, b=spec.b, fit_bias=spec.fit_bias
-    )
-    return jax.vmap(prob.grad_error_bound)(thetas)
-
-
-def _linear_ratio_bound(problem: LinearProblem, lo, x_max, th0, th1):
-    """The bound on R valid for the step θ0 → θ1 of a linear problem (SPEC §2), or inf."""
-    d = problem.d
-    bias = 1.0 if problem.fit_bias else 0.0
-    eps = float(problem.eps)
-    if problem.p == 2.0:  # LIN-L2: β(w1, w2), every pair with w1, w2 ≠ 0
-        n0, n1 = float(np.linalg.norm(th0[:d])), float(np.linalg.norm(th1[:d]))
-        if n0 == 0 or n1 == 0:
-            return math.inf
-        return lo.d2_max * ((x_max + eps) ** 2 + bias) + eps * lo.d1_abs_max / math.sqrt(n0 * n1)
-    if problem.p in (1.0, math.inf) and not _kinks_crossed(problem.p, th0[:d], th1[:d]):
-        # ‖w‖_q is linear on the segment (q ∈ {1, ∞}, no kink crossed): the Hessian is
-        # mean ℓ'' a aᵀ with ‖a‖ ≤ ‖x‖ + ε‖u‖₂, ‖u‖₂ ≤ d^max(0, 1/2 - 1/p)
-        return lo.d2_max * ((x_max + eps * norms.l2_radius(d, problem.p)) ** 2 + bias)
-    return math.inf  # a kink crossed, or 1 < p < ∞, p ≠ 2: no bound used here
-
-
-def _checkpoint(
-    problem, spec, theta, Xe, ye, eps, k_attack, ck, *, seed, strong_steps, strong_restarts, certify
-):
-    if isinstance(spec, _LinearSpec):
-        _, _, clean, robust = _linear_eval(theta, Xe, ye, eps, spec=spec)
-        total, naive = _linear_hessians(theta, problem.X, problem.y, eps, spec=spec)
-        ev_t = np.linalg.eigvalsh(np.asarray(total))
-        ev_n = np.linalg.eigvalsh(np.asarray(naive))
-        P = total.shape[0]
-        # eigvalsh is backward stable: the error is γ_{P²}·‖H‖_F plus the formula's own
-        # rounding (k ≈ 4d + n ops per entry on terms bounded by |H|)
-        work = tolerance.working_dtype(theta, problem.X)
-        err = tolerance.gamma(P * P + 4 * P + problem.X.shape[0], work) * float(
-            np.linalg.norm(np.asarray(total)) + np.linalg.norm(np.asarray(naive))
-        )
-        ck["clean"].append(float(clean))
-        ck["robust"].append(float(robust))
-        ck["strong"].append(float(robust))  # the closed form is the exact worst case
-        ck["lt"].append(float(ev_t[-1]))
-        ck["ln"].append(float(ev_n[-1]))
-        ck["lerr"].append(err)
-        ck["info"].append({"attack": "closed form (exact)"})
-        return
-    loss_fn = spec.loss_fn
-    delta, _ = _pgd_batch(
-        theta, Xe, ye, jnp.zeros_like(Xe), eps, k_attack, loss_fn=loss_fn, p=spec.p
-    )
-    clean = np.mean(
-        np.asarray(_mlp_margins_jit(spec.activation, theta, Xe, ye, jnp.zeros_like(Xe))) > 0
-    )
-    m_train = np.asarray(_mlp_margins_jit(spec.activation, theta, Xe, ye, delta))
-    strong = strong_attack(
-        loss_fn,
-        theta,
-        Xe,
-        ye,
-        eps=float(eps),
-        p=spec.p,
-        steps=strong_steps,
-        restarts=strong_restarts,
-        seed=seed,
-        init=delta,
-    )
-    m_strong = np.asarray(_mlp_margins_jit(spec.activation, theta, Xe, ye, strong.delta))
-    info: dict[str, Any] = {
-        "attack": f"strong: {strong_steps} PGD steps from 0 and from {strong_restarts} random "
-        "starts, plus the training attack's delta; worst case per example",
-        "strong_beats_train": int(np.sum(m_strong < m_train)),
-    }
-    lt = ln = lerr = math.nan
-    if certify:
-        from advlip import adversarial, attacks
-
-        Xt, yt = problem.X, problem.y
-        d_tr, _ = _pgd_batch(
-            theta, Xt, yt, jnp.zeros_like(Xt), eps, k_attack, loss_fn=loss_fn, p=spec.p
-        )
-        st = strong_attack(
-            loss_fn,
-            theta,
-            Xt,
-            yt,
-            eps=float(eps),
-            p=spec.p,
-            steps=strong_steps,
-            restarts=0,
-            seed=seed,
-            init=d_tr,
-        )
-        mlp_loss = problem.loss_fn
-        att = attacks.pgd(
-            mlp_loss,
-            theta,
-            Xt,
-            yt,
-            eps=float(eps),
-            p=spec.p,
-            init=st.delta,
-            steps=0,
-            refine_steps=60,
-            newton_steps=6,
-        )
-        pt = adversarial.linearize(mlp_loss, theta, Xt, yt, eps=float(eps), p=spec.p, attack=att)
-        et = pt.top_eigenvalue(hessian="total")
-        en = pt.top_eigenvalue(hessian="naive")
-        lt, ln = float(et.value), float(en.value)
-        lerr = float(max(et.bound, en.bound))
-        info.update(
-            certified_converged=int(np.sum(np.asarray(att.converged))),
-            determined=int(np.sum(pt.determined)),
-            n=int(Xt.shape[0]),
-            cases=pt.summary()["cases"],
-        )
-    ck["clean"].append(float(clean))
-    ck["robust"].append(float(np.mean(m_train > 0)))
-    ck["strong"].append(float(np.mean(m_strong > 0)))
-    ck["lt"].append(lt)
-    ck["ln"].append(ln)
-    ck["lerr"].append(lerr)
-    ck["info"].append(info)

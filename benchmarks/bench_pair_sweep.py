@@ -82,7 +82,7 @@ def run(quick: bool) -> list[dict]:
     rows = []
     rng = np.random.default_rng(0)
     for d in dims:
-        X, y = data.synthetic(0, n=8, d=d)
+        X, y = data.synthetic(jax.random.PRNGKey(0), n=8, d=d)
         prob = LinearProblem(X=X, y=y, eps=EPS, p=2.0)
         t1, t2 = smoothness.sample_pairs(rng, n_pairs, d, norm_range=(0.5, 2.0))
         f = jax.jit(

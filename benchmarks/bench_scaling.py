@@ -29,7 +29,7 @@ from advlip.linear import LinearProblem  # noqa: E402
 
 
 def _sweep_time(n: int, d: int, pairs: int) -> float:
-    X, y = data.synthetic(0, n=n, d=d)
+    X, y = data.synthetic(jax.random.PRNGKey(0), n=n, d=d)
     prob = LinearProblem(X=X, y=y, eps=0.5, p=2.0)
     t1, t2 = smoothness.sample_pairs(np.random.default_rng(0), pairs, d, norm_range=(0.5, 2.0))
     r = smoothness.pair_ratios(LinearProblem.grad, t1, t2, args=(prob,), shard=False)[0]

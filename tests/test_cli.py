@@ -92,11 +92,12 @@ def test_falsify_refutes_linf_claim_exit_1(tmp_path, capsys):
 
 
 def test_falsify_true_l2_claim_exit_0_on_user_files(tmp_path, capsys):
+    import jax
     import numpy as np
 
     from advlip import data
 
-    X, y = (np.asarray(a) for a in data.synthetic(5, n=12, d=3))
+    X, y = (np.asarray(a) for a in data.synthetic(jax.random.PRNGKey(5), n=12, d=3))
     np.savez(tmp_path / "d.npz", X=X, y=y)
     np.savetxt(tmp_path / "d.csv", np.column_stack([X, y]), delimiter=",")
     # LIN-L2 on ‖w‖ ≥ 1 with ε = 0.5: β = ¼(max‖x‖ + ½)² + ½ — a true claim

@@ -227,3 +227,52 @@ def test_missing_file_and_folder(tmp_path):
 def test_bad_digits_names(name):
     with pytest.raises(ValueError, match="digits"):
         data.load(name)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def test_synthetic_replays_from_its_key_and_refuses_an_integer():
+    import jax
+
+    from advlip import keys
+
+    X1, y1 = data.synthetic(jax.random.PRNGKey(4), n=10, d=3)
+    X2, y2 = data.synthetic(jax.random.PRNGKey(4), n=10, d=3)
+    np.testing.assert_array_equal(np.asarray(X1), np.asarray(X2))
+    np.testing.assert_array_equal(np.asarray(y1), np.asarray(y2))
+    X3, _ = data.synthetic(jax.random.PRNGKey(5), n=10, d=3)
+    assert not np.array_equal(np.asarray(X1), np.asarray(X3))
+    # PRNGKey(N) gives the set NumPy's generator of seed N draws (the data of --seed N)
+    rng = np.random.default_rng(4)
+    np.testing.assert_array_equal(np.asarray(X1), rng.standard_normal((10, 3)) / np.sqrt(3))
+    assert {-1.0, 1.0} == set(np.asarray(y1).tolist())
+    with pytest.raises(ValueError, match=r"key=4 is an integer; allowed: a JAX PRNG key"):
+        data.synthetic(4)
+    Xl, _ = data.load("synthetic", key=jax.random.PRNGKey(4))
+    np.testing.assert_array_equal(
+        np.asarray(Xl), np.asarray(data.synthetic(jax.random.PRNGKey(4))[0])
+    )
+    assert keys.key_seed(jax.random.PRNGKey(4)) == 4
+
+
+def test_keys_read_raw_and_typed_keys_alike_and_name_bad_ones():
+    import jax
+
+    from advlip import keys
+
+    for n in (0, 7, 2**32 - 1):
+        raw, typed = jax.random.PRNGKey(n), jax.random.key(n)
+        assert keys.key_seed(raw) == keys.key_seed(typed) == n
+        a = keys.numpy_rng(raw, 3).standard_normal(4)
+        np.testing.assert_array_equal(a, np.random.default_rng([n, 3]).standard_normal(4))
+        np.testing.assert_array_equal(a, keys.numpy_rng(typed, 3).standard_normal(4))
+    split = jax.random.split(jax.random.PRNGKey(0))[1]
+    hi, lo = (int(b) for b in np.asarray(split))
+    assert keys.key_seed(split) == (hi << 32) | lo  # the bits, most significant word first
+    with pytest.raises(ValueError, match="a batch of keys|one concrete JAX PRNG key"):
+        keys.check_key(jax.random.split(jax.random.PRNGKey(0)))
+    with pytest.raises(ValueError, match="seed must be one concrete JAX PRNG key"):
+        keys.check_key(np.zeros(2), "seed")
+    with pytest.raises(ValueError, match="traced key has no bits"):
+        jax.jit(keys.check_key)(jax.random.PRNGKey(0))

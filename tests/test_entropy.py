@@ -14,7 +14,7 @@ from advlip.linear import LinearProblem
 from advlip.theorems import smoothing
 from advlip.theorems.base import CheckConfig
 
-X, Y = data.synthetic(0, n=16, d=2)
+X, Y = data.synthetic(jax.random.PRNGKey(0), n=16, d=2)
 LINF = LinearProblem(X=X, y=Y, eps=0.5, p=math.inf)
 
 
@@ -82,7 +82,9 @@ def test_falsifier_refutes_too_small_gamma_for_F_and_spares_the_true_one():
     assert not falsify_smoothness(
         grad, beta=gamma, region=region, budget=800, seed=0, grad_error=err
     ).refuted
-    max_r = smoothing.entropy_ratios(LINF, gamma, seed=0, n_grid=201)["max_ratio"]
+    max_r = smoothing.entropy_ratios(LINF, gamma, key=jax.random.PRNGKey(0), n_grid=201)[
+        "max_ratio"
+    ]
     v = falsify_smoothness(
         grad, beta=0.5 * max_r, region=region, budget=1500, seed=0, grad_error=err
     )
@@ -147,7 +149,9 @@ def test_entropy_sgd_gradient_matches_quadrature_across_the_kink():
 
 def test_entropy_sgd_trains_with_optax_and_gamma_schedule():
     sched = optax.linear_schedule(0.5, 2.0, 20)
-    opt = entropy_sgd(LINF.grad, learning_rate=0.2, gamma=sched, steps=20, chains=4, seed=0)
+    opt = entropy_sgd(
+        LINF.grad, learning_rate=0.2, gamma=sched, steps=20, chains=4, key=jax.random.PRNGKey(0)
+    )
     params = jnp.array([2.0, -2.0])
     state = opt.init(params)
     start = float(LINF.loss_value(params))
@@ -156,6 +160,19 @@ def test_entropy_sgd_trains_with_optax_and_gamma_schedule():
         upd, state = step(params, state)
         params = optax.apply_updates(params, upd)
     assert float(LINF.loss_value(params)) < start
+
+
+def test_the_langevin_noise_replays_from_its_key():
+    def run(key):
+        tx = local_entropy_gradient(LINF.grad, gamma=1.0, steps=5, temperature=1.0, key=key)
+        params = jnp.array([0.5, -0.5])
+        return np.asarray(tx.update(jnp.zeros(2), tx.init(params), params)[0])
+
+    a, b = run(jax.random.PRNGKey(3)), run(jax.random.PRNGKey(3))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, run(jax.random.PRNGKey(4)))
+    with pytest.raises(ValueError, match=r"key=3 is an integer; allowed: a JAX PRNG key"):
+        local_entropy_gradient(LINF.grad, gamma=1.0, key=3)
 
 
 def test_minibatches_reach_grad_fn():

@@ -10,10 +10,13 @@ import json
 import math
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from advlip import cli, experiments, smoothness, tolerance
+
+KEY = jax.random.PRNGKey(0)
 
 REQUIRED = [
     "phase-diagram",
@@ -40,7 +43,7 @@ def out(tmp_path_factory):
 @pytest.fixture(scope="module")
 def docs(out):
     return {
-        name: experiments.run(name, out_dir=out, quick=True, seed=0, progress=None)
+        name: experiments.run(name, out_dir=out, quick=True, key=KEY, progress=None)
         for name in REQUIRED
     }
 
@@ -80,8 +83,10 @@ def test_unknown_names_options_and_datasets_are_clear_errors(tmp_path):
         ValueError, match="model='cnn' is not allowed; allowed: 'linear', 'mlp', 'both'"
     ):
         experiments.run("landscape", out_dir=tmp_path, quick=True, model="cnn")
-    with pytest.raises(ValueError, match="seed"):
-        experiments.run("flatness", out_dir=tmp_path, seed="0")
+    with pytest.raises(ValueError, match="key must be one concrete JAX PRNG key"):
+        experiments.run("flatness", out_dir=tmp_path, key="0")
+    with pytest.raises(ValueError, match=r"key=0 is an integer; allowed: a JAX PRNG key"):
+        experiments.run("flatness", out_dir=tmp_path, key=0)
     assert not list(tmp_path.glob("*.json"))  # nothing written on bad input
 
 
@@ -238,20 +243,36 @@ def test_landscape_numbers(docs):
 
 @pytest.mark.parametrize("name", ["linear-l2-vs-linf", "mlp-l2-vs-linf"])
 def test_same_seed_same_numbers(docs, tmp_path, name):
-    again = experiments.run(name, out_dir=tmp_path, quick=True, seed=0, progress=None)
+    again = experiments.run(name, out_dir=tmp_path, quick=True, key=KEY, progress=None)
     strip = lambda d: {k: v for k, v in d.items() if k not in ("pngs", "replay")}  # noqa: E731
     assert json.dumps(strip(again), sort_keys=True) == json.dumps(strip(docs[name]), sort_keys=True)
 
 
-def test_another_seed_other_numbers(docs, tmp_path):
+def test_another_key_other_numbers(docs, tmp_path):
     other = experiments.run(
-        "linear-l2-vs-linf", out_dir=tmp_path, quick=True, seed=1, progress=None
+        "linear-l2-vs-linf", out_dir=tmp_path, quick=True, key=jax.random.PRNGKey(1), progress=None
     )
-    assert other["seed"] == 1
+    assert other["seed"] == 1 and other["replay"].endswith("--seed 1 --quick")
     assert (
         other["runs"][0]["history"]["loss"][0]
         != docs["linear-l2-vs-linf"]["runs"][0]["history"]["loss"][0]
     )
+
+
+def test_a_key_no_seed_spells_is_replayed_from_python(monkeypatch, tmp_path):
+    seen = []
+
+    def fake(ctx):
+        seen.append(ctx.key)
+        return {"claims": [{"claim": "x", "holds": True}], "pngs": []}
+
+    monkeypatch.setitem(experiments._REGISTRY, "fake", experiments._Experiment(fake, "fake"))
+    key = jax.random.split(jax.random.PRNGKey(0))[1]  # bits [a, b] with a != 0: no --seed
+    bits = [int(b) for b in np.asarray(key)]
+    doc = experiments.run("fake", out_dir=tmp_path, key=key, progress=None)
+    np.testing.assert_array_equal(np.asarray(seen[0]), np.asarray(key))  # the key itself
+    assert doc["seed"] == (bits[0] << 32) | bits[1] > 2**32 - 1
+    assert doc["replay"].startswith("advlip.experiments.run('fake'") and str(bits) in doc["replay"]
 
 
 # --------------------------------------------------------------------------- command line

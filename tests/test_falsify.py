@@ -13,7 +13,7 @@ from advlip import data, falsifier, falsify, falsify_smoothness, regions
 from advlip.falsifier import STRATEGIES
 from advlip.linear import LinearProblem
 
-X, Y = data.synthetic(0, n=16, d=3)
+X, Y = data.synthetic(jax.random.PRNGKey(0), n=16, d=3)
 
 
 def _lin_l2_beta(prob, r):

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import optax.projections
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -662,3 +663,162 @@ def test_grad_error_bound_follows_the_dtype(prob, data):
     diff = float(np.linalg.norm(np.asarray(g32, np.float64) - np.asarray(g64)))
     assert diff <= bound32 + bound64, (diff, bound32, bound64)
     assert bound32 >= 1e6 * bound64  # the float32 bound uses float32's unit roundoff
+
+
+# --------------------------------------------------------------------------- what training uses
+
+
+@given(HESSIAN_CASES)
+def test_naive_hessian_is_the_hessian_with_the_attack_held_fixed(case):
+    prob = LinearProblem(X=case.X, y=case.y, eps=case.eps, p=case.p, loss=case.loss, fit_bias=True)
+    theta = jnp.asarray(case.theta)
+    d = case.w.shape[0]
+    X, y = np.atleast_2d(case.X), np.atleast_1d(case.y)
+    delta = np.asarray(linear.optimal_perturbation(case.w, y, eps=case.eps, p=case.p))  # frozen
+    lo = LOSSES[case.loss]
+
+    def frozen(th):  # θ ↦ mean ℓ(y (w·(x + δ*) + b)), δ* the attack at case.theta, held fixed
+        return jnp.mean(lo.value(y * ((X + delta) @ th[:d] + th[d])))
+
+    # The frozen route forms the margin from Σ|w_j||x_j + δ_j| ≤ Σ|w_j x_j| + ε‖w‖_q (Hölder's
+    # equality, u dual to w) with fewer operations than the closed form, and a_j = y(x_j + δ_j)
+    # in one rounding instead of two: its error is within the closed form's ErrorModel, so
+    # the two routes differ by at most twice that model, as in test_hessian_equals_autodiff.
+    model = ErrorModel(case)
+    naive = np.asarray(prob.naive_hessian(theta))
+    assert_close(naive, np.asarray(jax.hessian(frozen)(theta)), 2 * model.hessian(), "naive")
+    if math.isinf(case.q) or case.q == 1.0:  # ∇²‖w‖_q = 0 exactly: nothing is added
+        np.testing.assert_array_equal(np.asarray(prob.hessian(theta)), naive)
+
+
+def test_curvature_bound_is_attained_where_every_bound_in_it_is_tight():
+    # one example at m̃ = 0 (softplus ℓ'' = ¼ = ℓ''max), x = −0.4 sign(w), so that under L∞
+    # a = x − ε sign(w) has ‖a‖ = ‖x‖ + ε√d exactly and the bias column adds 1: the naive
+    # Hessian ℓ''(0) a aᵀ has top eigenvalue ¼((‖x‖ + ε√d)² + 1) = curvature_bound
+    w = np.array([1.0, -2.0, 0.5])
+    x = -0.4 * np.sign(w)
+    eps = 0.3
+    b = eps * np.sum(np.abs(w)) - w @ x  # m̃ = w·x + b − ε‖w‖₁ = 0
+    prob = LinearProblem(X=x[None, :], y=np.ones(1), eps=eps, p=math.inf, fit_bias=True)
+    bound = prob.curvature_bound()
+    assert bound == 0.25 * ((0.4 * math.sqrt(3) + eps * math.sqrt(3)) ** 2 + 1.0)
+    top = float(np.linalg.eigvalsh(np.asarray(prob.naive_hessian(jnp.append(w, b))))[-1])
+    # m̃ = 0 up to γ_12 · 7 (its terms), which moves ℓ'' by < its square (ℓ''' = 0 at 0); the
+    # outer product, the mean and eigvalsh add γ_(16+12) relative
+    assert abs(top - bound) <= gamma(28) * bound
+
+
+def test_crosses_kink_certifies_a_smooth_segment():
+    # p = 1: the largest |w_j| is coordinate 0 at both ends, but w_0 changes sign: on the way
+    # (0, 0.9) the largest is coordinate 1, a kink of ‖w‖_∞ a two-point argmax test misses
+    assert linear.crosses_kink([1.0, 0.9], [-1.0, 0.9], p=1.0)
+    assert not linear.crosses_kink([1.0, 0.5], [2.0, 0.1], p=1.0)
+    assert linear.crosses_kink([1.0, 1.0], [2.0, 0.1], p=1.0)  # a tie: at the kink already
+    assert linear.crosses_kink([1.0, -0.5], [1.0, 0.5], p=math.inf)  # w_1 changes sign
+    assert not linear.crosses_kink([1.0, -0.5], [2.0, -0.1], p=math.inf)
+    assert linear.crosses_kink([0.0, 0.0], [1.0, 0.0], p=2.0)  # w = 0, the L2 kink
+
+
+@settings(max_examples=60)
+@given(
+    pair=strategies.weight_pairs(D3, max_rel_dist=2.0),
+    p=st.sampled_from([1.0, 3.0, math.inf]),
+)
+def test_crosses_kink_false_means_one_piece_along_the_whole_segment(pair, p):
+    w1, w2 = (np.asarray(w) for w in pair)
+    if linear.crosses_kink(w1, w2, p=p):
+        return
+    s = np.linspace(0.0, 1.0, 257)[:, None]
+    W = (1 - s) * w1[None, :] + s * w2[None, :]
+    if p == 1.0:  # one coordinate is the unique largest |w_j| throughout
+        A = np.abs(W)
+        top = np.argmax(A, axis=1)
+        assert np.all(top == top[0])
+        assert np.all(np.sum(A == A[:, top[:1]], axis=1) == 1)
+    else:  # no coordinate is 0 or changes sign
+        assert np.all(np.sign(W) == np.sign(w1)[None, :]) and np.all(W != 0)
+
+
+def _problem(p: float) -> LinearProblem:
+    X, y = _data()
+    return LinearProblem(X=X, y=y, eps=0.3, p=p, fit_bias=True)
+
+
+def _data():
+    rng = np.random.default_rng([2103, 1400])
+    X = rng.standard_normal((12, 3)) / np.sqrt(3)
+    y = np.where(rng.uniform(size=12) < 0.5, 1.0, -1.0)
+    y[:2] = 1.0, -1.0
+    return X, y
+
+
+@pytest.mark.parametrize("p", [2.0, math.inf])
+def test_ratio_bound_bounds_the_gradient_ratio_of_every_pair(p):
+    from advlip import tolerance
+
+    prob = _problem(p)
+    rng = np.random.default_rng([2103, int(p) if math.isfinite(p) else 99])
+    T1 = rng.standard_normal((300, prob.dim))
+    T2 = T1 + rng.standard_normal((300, prob.dim)) * rng.uniform(1e-4, 1.0, (300, 1))
+    _, G1 = prob.loss_and_grad_many(T1)
+    _, G2 = prob.loss_and_grad_many(T2)
+    e1, e2 = prob.grad_error_bound_many(T1), prob.grad_error_bound_many(T2)
+    bounded = 0
+    for t in range(T1.shape[0]):
+        dt = float(np.linalg.norm(T2[t] - T1[t]))
+        R = float(np.linalg.norm(np.asarray(G2[t] - G1[t]))) / dt
+        beta = prob.ratio_bound(T1[t], T2[t])
+        if math.isinf(beta):  # L∞ across a kink: no bound, and the pair does cross one
+            assert linear.crosses_kink(T1[t, :3], T2[t, :3], p=p)
+            continue
+        bounded += 1
+        # both gradients' rounding, then the norms and the division (tolerance.ratio_error)
+        assert R <= beta + tolerance.ratio_error((e1[t] + e2[t]) / 2, dt, R)
+    assert bounded >= 30  # the check is not vacuous
+
+
+@pytest.mark.parametrize("p", [2.0, math.inf])
+def test_training_members_agree_with_the_closed_form(p):
+    import jax.random as jr
+
+    prob = _problem(p)
+    key = jr.PRNGKey(5)
+    theta = prob.init(key)
+    # init: the documented draw, 0.1·N(0, 1)/√d from numpy_rng(key, 17) = default_rng([5, 17])
+    expected = 0.1 * np.random.default_rng([5, 17]).standard_normal(prob.dim) / math.sqrt(prob.d)
+    np.testing.assert_array_equal(np.asarray(theta), expected)
+    assert not np.array_equal(np.asarray(prob.init(jr.PRNGKey(6))), expected)
+    with pytest.raises(ValueError, match="key=5 is an integer"):
+        prob.init(5)
+    L, g, clean, robust = prob.evaluate(theta, prob.X, prob.y)
+    err_g = float(prob.grad_error_bound(theta))
+    # the same formulas as loss_value and grad, in another program: within their error bounds
+    assert float(jnp.linalg.norm(g - prob.grad(theta))) <= 2 * err_g
+    value = float(prob.loss_value(theta))
+    m = np.asarray(prob.margins(theta))
+    w, b = np.asarray(theta[:3]), float(theta[3])
+    # each m̃ is 2d + 4 operations on terms ≤ |x||w| + |b| + ε‖w‖_q and |ℓ'| ≤ 1 (softplus);
+    # then ℓ (K_LOSS relative) and the mean of n: per route, twice for the difference
+    terms = np.abs(np.asarray(prob.X)) @ np.abs(w) + abs(b) + 0.3 * float(norms.lp_norm(w, prob.q))
+    k = 2 * prob.d + 4 + K_LOSS + prob.X.shape[0]
+    assert abs(float(L) - value) <= 2 * gamma(k) * float(np.mean(terms) + value)
+    clean_margins = np.asarray(prob.y) * (np.asarray(prob.X) @ w + b)
+    # a mean of zeros and ones: the sum is exact, the division by n (or a product with 1/n)
+    # rounds twice at most
+    for frac, margins in ((clean, clean_margins), (robust, m)):
+        assert abs(float(frac) - np.mean(margins > 0)) <= gamma(2) * np.mean(margins > 0)
+    assert float(robust) <= float(clean)
+    # on other data: the problem of that data
+    sub = LinearProblem(X=prob.X[:5], y=prob.y[:5], eps=0.3, p=p, fit_bias=True)
+    g_sub = prob.evaluate(theta, prob.X[:5], prob.y[:5])[1]
+    assert float(jnp.linalg.norm(g_sub - sub.grad(theta))) <= 2 * float(sub.grad_error_bound(theta))
+    # many at once: rows of one compiled program, each within the bound of the single route
+    thetas = np.stack([np.asarray(theta), 2.0 * np.asarray(theta)])
+    Ls, Gs = prob.loss_and_grad_many(thetas)
+    for k in range(2):
+        th = jnp.asarray(thetas[k])
+        assert float(jnp.linalg.norm(Gs[k] - prob.grad(th))) <= 2 * float(prob.grad_error_bound(th))
+    path = prob.path_bounds(thetas)
+    assert np.isnan(path["near_zero"][0]) and path["ratio_bound"].shape == (1,)
+    assert path["ratio_bound"][0] == prob.ratio_bound(thetas[0], thetas[1])
+    assert path["kink_crossed"][0] == linear.crosses_kink(thetas[0][:3], thetas[1][:3], p=p)

@@ -57,7 +57,7 @@ def test_witness_exponent_is_q_minus_2_at_a_zero_coordinate(p, w, eps):
     # SPEC LIN-LP: at w_i = 0 the ratio on w ± t e_i grows like t^(q−2) for 2 < p < ∞, 1/t for p = ∞
     from advlip import data
 
-    X, y = data.synthetic(1, n=8, d=D)
+    X, y = data.synthetic(jax.random.PRNGKey(1), n=8, d=D)
     prob = LinearProblem(X=X, y=y, eps=eps, p=p)
     i = int(np.flatnonzero(w == 0.0)[0])
     e = jnp.eye(D)[i]
@@ -79,7 +79,7 @@ def test_witness_is_bounded_for_p_at_most_2(p, w):
     # SPEC LIN-LP: for 1 < p ≤ 2 (q ≥ 2) the zero coordinate is no kink: exponent 0
     from advlip import data
 
-    X, y = data.synthetic(2, n=8, d=D)
+    X, y = data.synthetic(jax.random.PRNGKey(2), n=8, d=D)
     prob = LinearProblem(X=X, y=y, eps=0.5, p=p)
     i = int(np.flatnonzero(w == 0.0)[0])
     e = jnp.eye(D)[i]

@@ -21,7 +21,7 @@ import jax, jax.numpy as jnp, numpy as np
 import advlip
 from advlip import data, smoothness
 from advlip.linear import LinearProblem
-X, y = data.synthetic(0, n=12, d=5)
+X, y = data.synthetic(jax.random.PRNGKey(0), n=12, d=5)
 prob = LinearProblem(X=X, y=y, eps=0.5, p=2.0)
 t1, t2 = smoothness.sample_pairs(np.random.default_rng(0), 1001, 5)   # 1001: not a multiple of 4
 r_one = smoothness.pair_ratios(prob.grad, t1, t2, shard=False)[0]

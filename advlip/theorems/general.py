@@ -80,7 +80,7 @@ def _n(config: CheckConfig) -> int:
 @functools.lru_cache(maxsize=4)
 def reference_problem(seed: int, n: int) -> tuple[Any, jax.Array, jax.Array]:
     """``(params, X, y)``: the reference tanh MLP with skip weights and its dataset."""
-    X, y = data.synthetic(seed, n=n, d=D)
+    X, y = data.synthetic(jax.random.PRNGKey(seed), n=n, d=D)
     params = models.init_mlp(jax.random.PRNGKey(seed), D, (WIDTH,), scale=1.5, skip=True)
     return params, X, y
 
@@ -556,7 +556,7 @@ def check_gen_flatness(config: CheckConfig, *, planted: str | None = None) -> Ch
     if not config.quick:
         kappas = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0)
     n = _n(config)
-    X, y = data.synthetic(config.seed, n=n, d=D)
+    X, y = data.synthetic(jax.random.PRNGKey(config.seed), n=n, d=D)
     X = FLAT_X * X
     params = models.init_flatness(jax.random.PRNGKey(config.seed), D, w_norm=FLAT_W, c=FLAT_C)
     flat0, unravel = ravel_pytree(params)

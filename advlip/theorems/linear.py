@@ -47,7 +47,7 @@ def expected_exponent(p: float) -> float:
 
 
 def _dataset(config: CheckConfig, n: int = 24, d: int = 4):
-    return data.synthetic(config.seed, n=n, d=d)
+    return data.synthetic(jax.random.PRNGKey(config.seed), n=n, d=d)
 
 
 def _rng(config: CheckConfig, stream: int) -> np.random.Generator:

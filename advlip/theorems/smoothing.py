@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advlip import data, entropy, smoothness
+from advlip import data, entropy, keys, smoothness
 from advlip.linear import LinearProblem
 from advlip.theorems.base import CheckConfig, CheckResult, Result, register
 
@@ -22,21 +22,23 @@ GAMMAS = (0.5, 1.0, 2.0, 4.0)
 EPS = 0.5
 
 
-def entropy_problem(seed: int) -> LinearProblem:
-    X, y = data.synthetic(seed, n=16, d=2)
+def entropy_problem(key: jax.Array) -> LinearProblem:
+    """The L∞ problem of ENTROPY-SMOOTH: 16 synthetic points in 2-D drawn from ``key``."""
+    X, y = data.synthetic(key, n=16, d=2)
     return LinearProblem(X=X, y=y, eps=EPS, p=math.inf)
 
 
-def entropy_ratios(prob: LinearProblem, gamma: float, *, seed: int, n_grid: int = 401) -> dict:
+def entropy_ratios(prob: LinearProblem, gamma: float, *, key: jax.Array, n_grid: int = 401) -> dict:
     """Ratios of ∇F_γ across the kink w_1 = 0 and on random pairs, Hessian eigenvalues.
 
-    Every figure carries its quadrature error (Richardson, step h vs 2h).
+    Every figure carries its quadrature error (Richardson, step h vs 2h). The random pairs
+    come from ``key`` (:func:`advlip.keys.numpy_rng` ``(key, int(1000 γ))``).
     """
     half = 1.5 + entropy.gibbs_width(gamma)
     q = entropy.Quadrature.build(
         prob.loss_value, center=jnp.zeros(2), gamma=gamma, half_width=half, n=n_grid
     )
-    rng = np.random.default_rng([seed, int(gamma * 1000)])
+    rng = keys.numpy_rng(key, int(gamma * 1000))
 
     # witness pairs across the kink, and random pairs in the box [-1, 1]^2
     ts = smoothness.witness_ts(1e-4, 1e-1)
@@ -82,11 +84,9 @@ def entropy_ratios(prob: LinearProblem, gamma: float, *, seed: int, n_grid: int 
 def check_entropy_smooth(config: CheckConfig, *, gammas=None) -> CheckResult:
     """ENTROPY-SMOOTH for each γ (quick: γ ∈ {1, 4} on a 201² grid; full: GAMMAS on 401²)."""
     gammas = gammas or ((1.0, 4.0) if config.quick else GAMMAS)
-    prob = entropy_problem(config.seed)
-    rows = [
-        entropy_ratios(prob, g, seed=config.seed, n_grid=201 if config.quick else 401)
-        for g in gammas
-    ]
+    key = jax.random.PRNGKey(config.seed)
+    prob = entropy_problem(key)
+    rows = [entropy_ratios(prob, g, key=key, n_grid=201 if config.quick else 401) for g in gammas]
     # the raw loss across the same kink: R grows like 1/t (its growth exponent)
     ts = smoothness.witness_ts(1e-6, 1e-2)
     e = jnp.array([1.0, 0.0])
