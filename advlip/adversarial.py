@@ -32,12 +32,21 @@ Write :math:`H_{\theta\theta}, H_{x\theta}, H_{xx}` for the blocks of the Hessia
   :math:`\nabla^2 L = H_{\theta\theta}`). The *naive* Hessian, what a Hessian tool that
   holds δ fixed computes, is :math:`H_{\theta\theta}` alone.
 
-:func:`total_hvp` computes :math:`\nabla^2 L\, v` matrix-free: one forward-over-reverse
-pass for :math:`H_{x\theta}v`, conjugate gradients on :math:`A + (I - P)` (SPD) with
-Hessian-vector products in x, and one more pass for
-:math:`H_{\theta\theta}v + H_{\theta x}u`. :func:`total_hessian` builds the dense matrix
-from per-example blocks (small models). :func:`linearize` does the attack and the
-case analysis once and returns an :class:`AdversarialPoint` whose methods reuse it.
+:func:`total_hvp` computes :math:`\nabla^2 L\, v` matrix-free and at the cost of a few
+batch gradients: one batch forward-over-reverse pass gives every example's
+:math:`r_i = H^i_{x\theta}v` (the Z-gradient of :math:`\sum_i\ell_i` along θ), the tangent
+solves :math:`u_i = A_i^+P_ir_i` run in x (CG with x-space Hessian-vector products, or a
+factorisation made once per point, :meth:`AdversarialPoint.matvec`), and one more batch
+pass along :math:`(v, U)` gives :math:`\operatorname{mean}_i H^i_{\theta\theta}v +
+H^i_{\theta x}u_i`. Per-example work lives in x (size d) only: no n × P intermediate
+is formed. The tangent operator is :class:`advlip.tangent.TangentOperator`, the same one
+the attack's Newton steps use. :func:`total_hessian` builds the dense matrix from
+per-example blocks (small models). :func:`linearize` does the attack and the case
+analysis once and returns an :class:`AdversarialPoint` (a pytree) whose methods reuse it;
+with ``batch_size`` it streams over batches (:mod:`advlip.streaming`). To differentiate
+through the attack with JAX's own transformations (``jax.hessian`` of the adversarial
+loss), see :mod:`advlip.implicit`; the hand-written products here are the fast path and
+its cross-check.
 
 Where the hypotheses fail the total Hessian does not exist, and advlip says so
 instead of returning a number (:class:`UndeterminedError`): an unconverged attack,
@@ -74,6 +83,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import enum
 import math
 import warnings
 from collections.abc import Callable
@@ -106,9 +116,11 @@ from advlip.attacks import (  # noqa: F401  (count_ops, _cached_ops: re-exported
     pgd,
     tangent_project,
 )
+from advlip.tangent import TangentOperator, delta_error
 
 __all__ = [
     "STATUS",
+    "Status",
     "UndeterminedError",
     "UndeterminedWarning",
     "AdversarialPoint",
@@ -137,6 +149,21 @@ STATUS: tuple[str, ...] = (
     "second-order condition fails",
     "another start found a higher value",
 )
+
+
+class Status(enum.IntEnum):
+    """The values of :attr:`AdversarialPoint.status`; ``Status(k).message`` is ``STATUS[k]``."""
+
+    DETERMINED = 0
+    NOT_CONVERGED = 1
+    DEGENERATE_MULTIPLIER = 2
+    INACTIVE_NEAR = 3
+    SECOND_ORDER_FAILS = 4
+    BEATEN = 5
+
+    @property
+    def message(self) -> str:
+        return STATUS[self.value]
 
 
 class UndeterminedError(ValueError):
@@ -185,11 +212,13 @@ def _unravel(spec: _RavelSpec, flat: jax.Array) -> Any:
     return jax.tree.unflatten(spec.treedef, out)
 
 
-# --------------------------------------------------------------------------- per-example kernels
-
-
-def _grads(loss_fn, params, z, y):
-    return jax.grad(loss_fn, argnums=(0, 1))(params, z, y)
+# --------------------------------------------------------------------------- x-space kernels
+#
+# Per-example work happens in x only (size d): the x-gradient, x-space Hessian-vector
+# products, the tangent operator and its solve. θ-space quantities are formed for the
+# batch at once by one forward-over-reverse pass (never an n × P intermediate); the
+# per-example θ-space route below is kept for small P (the exact Frobenius norms behind
+# the error bounds) and as the independent cross-check of the batch route.
 
 
 def _hxx_matvec(loss_fn, params, z, y):
@@ -197,77 +226,273 @@ def _hxx_matvec(loss_fn, params, z, y):
     return lambda w: jax.jvp(gx, (z,), (w,))[1]
 
 
-def _tangent_operator(loss_fn, params, z, y, c: KKT):
-    r""":math:`w \mapsto A w + (I-P)w`, :math:`A = P(\mu I - H_{xx})P`.
-
-    Symmetric positive definite iff the second-order condition holds."""
-    hxx = _hxx_matvec(loss_fn, params, z, y)
-
-    def op(w):
-        pw = tangent_project(c, w)
-        return c.mu * pw - tangent_project(c, hxx(pw)) + (w - pw)
-
-    return op
+def _x_hessian(loss_fn, params, z, y) -> jax.Array:
+    """The dense (d, d) Hessian of one example's loss in x (d forward passes)."""
+    return jax.jacfwd(jax.grad(loss_fn, argnums=1), argnums=1)(params, z, y)
 
 
-def _example_tangents(loss_fn, params, x, y, delta, c: KKT, v_tree, cg_maxiter: int):
-    """(total θ-tangent, naive θ-tangent, Dδ·v, CG iterations) for one example."""
-    z = x + delta
-    naive_t, r = _pass_theta(loss_fn, params, z, y, v_tree)
-    op = _tangent_operator(loss_fn, params, z, y, c)
-    u, info = spectral.cg(op, tangent_project(c, r), maxiter=cg_maxiter)
-    u = tangent_project(c, u)
-    corr_t = _pass_x(loss_fn, params, z, y, u)
-    total_t = jax.tree.map(jnp.add, naive_t, corr_t)
-    return total_t, naive_t, u, info.iterations
-
-
-def _pass_theta(loss_fn, params, z, y, v_tree):
-    """One forward-over-reverse pass along θ: :math:`(H_{\\theta\\theta}v, H_{x\\theta}v)`."""
-    gfun = lambda th: _grads(loss_fn, th, z, y)  # noqa: E731
-    return jax.jvp(gfun, (params,), (v_tree,))[1]
-
-
-def _pass_x(loss_fn, params, z, y, u):
-    """One forward-over-reverse pass along x of the θ-gradient: :math:`H_{\\theta x}u`."""
-    gth = lambda zz: jax.grad(loss_fn)(params, zz, y)  # noqa: E731
-    return jax.jvp(gth, (z,), (u,))[1]
-
-
-def _example_tangents_dense(loss_fn, params, x, y, delta, M, v_tree):
-    """As :func:`_example_tangents` with the tangent solve precomputed: ``M = A⁺P`` (d, d)."""
-    z = x + delta
-    naive_t, r = _pass_theta(loss_fn, params, z, y, v_tree)
-    u = M @ r
-    corr_t = _pass_x(loss_fn, params, z, y, u)
-    return jax.tree.map(jnp.add, naive_t, corr_t), naive_t, u
-
-
-def _projector(c: KKT) -> jax.Array:
-    return jnp.diag(c.mask) - jnp.outer(c.normal, c.normal)
-
-
-def _example_tangent_inverse(loss_fn, params, x, yi, dl, ci: KKT) -> jax.Array:
-    """One example's :math:`A^+ P = P(A + I - P)^{-1}P`, (d, d), from the dense x-Hessian."""
-    gx = lambda zz: jax.grad(loss_fn, argnums=1)(params, zz, yi)  # noqa: E731
-    H = jax.jacfwd(gx)(x + dl)
-    P = _projector(ci)
-    eye = jnp.eye(H.shape[0], dtype=H.dtype)
-    A = P @ (ci.mu * eye - 0.5 * (H + H.T)) @ P
-    return P @ jnp.linalg.solve(A + eye - P, P)
+def _operator(loss_fn, params, z, y, face: KKT, dense: bool) -> TangentOperator:
+    """One example's :class:`~advlip.tangent.TangentOperator` at ``z = x + δ``."""
+    if dense:
+        return TangentOperator(face, H=_x_hessian(loss_fn, params, z, y))
+    return TangentOperator(face, hvp=_hxx_matvec(loss_fn, params, z, y))
 
 
 def _tangent_inverse(static, dyn, params, X, y, delta, c):
     """Per example :math:`A^+ P = P(A + I - P)^{-1}P`, (n, d, d), from the dense x-Hessian."""
     loss_fn = _combine(dyn, static)
 
-    def one(x, yi, dl, ci):
-        return _example_tangent_inverse(loss_fn, params, x, yi, dl, ci)
+    def one(z, yi, ci):
+        return _operator(loss_fn, params, z, yi, ci, dense=True).pinv()
 
-    return jax.vmap(one)(X, y, delta, c)
+    return jax.vmap(one)(X + delta, y, c)
 
 
 _tangent_inverse_jit = jax.jit(_tangent_inverse, static_argnames=("static",))
+
+
+def _solve_batch(loss_fn, params, Z, y, c, R, cg_maxiter, Minv):
+    """Per example :math:`u_i = A_i^+ P_i r_i` (n, d) and the CG iterations (n,): by the
+    factorised ``Minv`` (n, d, d) when given, else CG with x-space Hessian-vector products."""
+    if Minv is not None:
+        return jnp.einsum("nij,nj->ni", Minv, R), jnp.zeros(R.shape[0], jnp.int32)
+
+    def one(z, yi, ci, r):
+        # linearised once per solve: every CG iteration evaluates only the tangent map of
+        # the x-gradient (its forward activations are shared across the iterations)
+        gx = lambda zz: jax.grad(loss_fn, argnums=1)(params, zz, yi)  # noqa: E731
+        op = TangentOperator(ci, hvp=jax.linearize(gx, z)[1])
+        u, iters, _ = op.solve(r, solver="cg", maxiter=cg_maxiter, with_info=True)
+        return u, iters
+
+    return jax.vmap(one)(Z, y, c, R)
+
+
+# --------------------------------------------------------------------------- batch θ passes
+
+
+def _summed(loss_fn, y):
+    """:math:`(\\theta, Z) \\mapsto \\sum_i \\ell(\\theta, z_i, y_i)`: its Z-gradient's row i is
+    example i's x-gradient, so one reverse pass gives every example's."""
+
+    def total(th, Z):
+        return jnp.sum(jax.vmap(lambda z, yi: loss_fn(th, z, yi))(Z, y))
+
+    return total
+
+
+def _x_pass(loss_fn, params, Z, y, v_tree):
+    r"""R with row i = :math:`H^i_{x\theta}v`: one batch forward-over-reverse pass of the
+    Z-gradient along θ."""
+    grad_z = jax.grad(_summed(loss_fn, y), argnums=1)
+    return jax.jvp(lambda th: grad_z(th, Z), (params,), (v_tree,))[1]
+
+
+def _theta_pass(loss_fn, params, Z, y, v_tree, U):
+    r""":math:`\sum_i H^i_{\theta\theta}v + H^i_{\theta x}u_i`: one batch forward-over-reverse
+    pass of the θ-gradient along (v, U) (U = 0: the naive product)."""
+    grad = jax.grad(_summed(loss_fn, y))
+    return jax.jvp(grad, (params, Z), (v_tree, U))[1]
+
+
+def _naive_pass(loss_fn, params, Z, y, v_tree):
+    r""":math:`\sum_i H^i_{\theta\theta}v`: one batch forward-over-reverse pass of the θ-gradient."""
+    grad = jax.grad(_summed(loss_fn, y))
+    return jax.jvp(lambda th: grad(th, Z), (params,), (v_tree,))[1]
+
+
+def _batch_products(loss_fn, params, X, y, delta, c, v_tree, cg_maxiter, Minv, hessian):
+    r"""The mean total (or naive) Hessian-vector product of the batch, :math:`D\delta^*v`
+    (n, d) and the CG iterations (n,). Total: one batch pass for
+    :math:`R = H_{x\theta}v`, n tangent solves in x, one batch pass along
+    (v, U); naive: one batch pass (U and the iterations are then ``None``)."""
+    Z = X + delta
+    n = X.shape[0]
+    mean = lambda t: jax.tree.map(lambda a: a / n, t)  # noqa: E731
+    if hessian == "naive":
+        return mean(_naive_pass(loss_fn, params, Z, y, v_tree)), None, None
+    R = _x_pass(loss_fn, params, Z, y, v_tree)
+    U, iters = _solve_batch(loss_fn, params, Z, y, c, R, cg_maxiter, Minv)
+    return mean(_theta_pass(loss_fn, params, Z, y, v_tree, U)), U, iters
+
+
+def _hvp(static, dyn, params, X, y, delta, c, v_tree, Minv, hessian, cg_maxiter):
+    loss_fn = _combine(dyn, static)
+    return _batch_products(loss_fn, params, X, y, delta, c, v_tree, cg_maxiter, Minv, hessian)
+
+
+_hvp_jit = jax.jit(_hvp, static_argnames=("static", "hessian", "cg_maxiter"))
+
+
+def _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, hessian, Minv=None):
+    """Flat :math:`v \\mapsto \\nabla^2 L\\,v` (``hessian="total"``) or
+    :math:`\\operatorname{mean}_i H^i_{\\theta\\theta}v` (``"naive"``: one batch pass)."""
+    loss_fn = _combine(dyn, static)
+
+    def mv(v):
+        vt = _unravel(spec, v)
+        return _ravel(
+            _batch_products(loss_fn, params, X, y, delta, c, vt, cg_maxiter, Minv, hessian)[0]
+        )
+
+    return mv
+
+
+def _eig(
+    static, dyn, spec, params, X, y, delta, c, v0, Minv, hessian, cg_maxiter, method, num_steps
+):
+    mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, hessian, Minv)
+    if method == "lanczos":
+        return spectral.lanczos(mv, v0, num_steps=num_steps)
+    return spectral.power_iteration(mv, v0, num_steps=num_steps)
+
+
+_eig_jit = jax.jit(
+    _eig, static_argnames=("static", "spec", "hessian", "cg_maxiter", "method", "num_steps")
+)
+
+
+# --------------------------------------------------------------------------- per-example θ route
+
+
+def _example_products(loss_fn, params, z, y, c: KKT, v_tree, cg_maxiter: int):
+    """One example's (total, naive) θ-space products, flat: the per-example route (small P,
+    exact Frobenius norms; the cross-check of the batch route)."""
+    grads = jax.grad(loss_fn, argnums=(0, 1))
+    naive_t, r = jax.jvp(lambda th: grads(th, z, y), (params,), (v_tree,))[1]
+    u = _operator(loss_fn, params, z, y, c, dense=False).solve(r, maxiter=cg_maxiter)
+    gth = lambda zz: jax.grad(loss_fn)(params, zz, y)  # noqa: E731
+    corr_t = jax.jvp(gth, (z,), (u,))[1]
+    return _ravel(jax.tree.map(jnp.add, naive_t, corr_t)), _ravel(naive_t)
+
+
+def _chunk(n: int, per_row: int, budget: int = 1 << 24) -> int:
+    """Rows of a ``lax.map`` batch so that rows × per_row floats stay within ``budget``."""
+    return int(max(1, min(n, budget // max(per_row, 1))))
+
+
+def _frobenius(static, dyn, spec, params, X, y, delta, c, hessian, cg_maxiter):
+    """Per example :math:`\\|H_i\\|_F` of the flat per-example operator (total or naive),
+    exactly, from its P columns: P per-example products, no P×P matrix (small P)."""
+    loss_fn = _combine(dyn, static)
+    n = X.shape[0]
+    pick = 0 if hessian == "total" else 1
+
+    def col(j, acc):
+        vt = _unravel(spec, jax.nn.one_hot(j, spec.size, dtype=X.dtype))
+        fn = lambda z, yi, ci: _example_products(  # noqa: E731
+            loss_fn, params, z, yi, ci, vt, cg_maxiter
+        )[pick]
+        h = jax.vmap(fn)(X + delta, y, c)
+        return acc + jnp.sum(h * h, axis=1)
+
+    return jnp.sqrt(lax.fori_loop(0, spec.size, col, jnp.zeros(n, dtype=X.dtype)))
+
+
+_frobenius_jit = jax.jit(_frobenius, static_argnames=("static", "spec", "hessian", "cg_maxiter"))
+
+
+def _frobenius_probe(static, dyn, spec, params, X, y, delta, c, probes, hessian, cg_maxiter):
+    """Per example a Hutchinson estimate of :math:`\\|H_i\\|_F`,
+    :math:`\\sqrt{\\operatorname{mean}_k \\|H_i z_k\\|^2}` over Rademacher ``probes`` (m, P)
+    (:math:`E\\|H z\\|^2 = \\|H\\|_F^2`). Examples in ``lax.map`` chunks: memory O(chunk × P)."""
+    loss_fn = _combine(dyn, static)
+    pick = 0 if hessian == "total" else 1
+
+    def one(args):
+        z, yi, ci = args
+
+        def sq(pr):
+            h = _example_products(loss_fn, params, z, yi, ci, _unravel(spec, pr), cg_maxiter)
+            return jnp.sum(h[pick] ** 2)
+
+        return jnp.sqrt(jnp.mean(lax.map(sq, probes)))
+
+    n = X.shape[0]
+    return lax.map(one, (X + delta, y, c), batch_size=_chunk(n, 4 * spec.size))
+
+
+_frobenius_probe_jit = jax.jit(
+    _frobenius_probe, static_argnames=("static", "spec", "hessian", "cg_maxiter")
+)
+
+
+def _example_op(loss_fn, params, x, yi, dl, eps, p, v_tree, hessian):
+    """One example's flat product :math:`h_i(v)` as a function of its δ, with the
+    certificate (P, μ) re-derived from δ: its derivative in δ says how far the product
+    moves when δ is off by a little. The tangent solve is dense: differentiated in δ."""
+    g = jax.grad(loss_fn, argnums=1)(params, x + dl, yi)
+    c = _kkt_one(dl, g, eps, p)
+    z = x + dl
+    grads = jax.grad(loss_fn, argnums=(0, 1))
+    nai, r = jax.jvp(lambda th: grads(th, z, yi), (params,), (v_tree,))[1]
+    if hessian == "naive":
+        return _ravel(nai)
+    u = _operator(loss_fn, params, z, yi, c, dense=True).solve(r, solver="dense")
+    corr = jax.jvp(lambda zz: jax.grad(loss_fn)(params, zz, yi), (z,), (u,))[1]
+    return _ravel(jax.tree.map(jnp.add, nai, corr))
+
+
+def _op_sensitivity(static, dyn, spec, params, X, y, delta, c, eps, v, hessian, p):
+    """Per example the tangent-projected derivative in δ_i of :math:`h_i(v)`, row norms
+    (n, P): d forward-mode passes per example, examples in ``lax.map`` chunks (memory
+    O(chunk × d × P))."""
+    loss_fn = _combine(dyn, static)
+    vt = _unravel(spec, v)
+    d = X.shape[1]
+
+    def one(args):
+        x, yi, dl, ci = args
+        f = lambda dd: _example_op(loss_fn, params, x, yi, dd, eps, p, vt, hessian)  # noqa: E731
+        J = jax.jacfwd(f)(dl)
+        return jnp.linalg.norm(jax.vmap(lambda row: tangent_project(ci, row))(J), axis=1)
+
+    return lax.map(one, (X, y, delta, c), batch_size=_chunk(X.shape[0], d * spec.size))
+
+
+_op_sensitivity_jit = jax.jit(_op_sensitivity, static_argnames=("static", "spec", "hessian", "p"))
+
+
+def _quad_sensitivity(
+    static, dyn, spec, params, X, y, delta, c, eps, v, hessian, p, dense, cg_maxiter
+):
+    r"""Per example the norm of the tangent-projected derivative in δ_i of
+    :math:`q_i = v^\top h_i(v) = v^\top H^i_{\theta\theta}v + r_i^\top A_i^+P_i r_i`
+    (:math:`r_i = H^i_{x\theta}v`), the certificate re-derived from δ, (n,).
+
+    Batch-level: :math:`\sum_i q_i(\delta_i)` is separable, so one reverse pass over the
+    batch products gives every example's derivative (the tangent solves differentiate
+    implicitly, :func:`lax.custom_linear_solve`)."""
+    loss_fn = _combine(dyn, static)
+    vt = _unravel(spec, v)
+
+    def Q(D):
+        Z = X + D
+        if hessian == "naive":
+            return _vdot(vt, _naive_pass(loss_fn, params, Z, y, vt))
+        hv = _naive_pass(loss_fn, params, Z, y, vt)
+        R = _x_pass(loss_fn, params, Z, y, vt)
+        G = jax.vmap(lambda z, yi: jax.grad(loss_fn, argnums=1)(params, z, yi))(Z, y)
+        faces = jax.vmap(lambda dl, g: _kkt_one(dl, g, eps, p))(D, G)
+
+        def solve(z, yi, ci, r):
+            op = _operator(loss_fn, params, z, yi, ci, dense)
+            return op.solve(r, solver="dense" if dense else "cg", maxiter=cg_maxiter)
+
+        U = jax.vmap(solve)(Z, y, faces, R)
+        return _vdot(vt, hv) + jnp.sum(R * U)
+
+    J = jax.grad(Q)(delta)
+    return jnp.linalg.norm(jax.vmap(tangent_project)(c, J), axis=1)
+
+
+_quad_sensitivity_jit = jax.jit(
+    _quad_sensitivity, static_argnames=("static", "spec", "hessian", "p", "dense", "cg_maxiter")
+)
+
+
+def _vdot(a: Any, b: Any) -> jax.Array:
+    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
 def _example_blocks(loss_fn, spec, theta, x, y, delta, c: KKT):
@@ -278,31 +503,11 @@ def _example_blocks(loss_fn, spec, theta, x, y, delta, c: KKT):
         return loss_fn(_unravel(spec, th), zz, y)
 
     (Htt, Htx), (Hxt, Hxx) = jax.hessian(ell, argnums=(0, 1))(theta, z)
-    d = z.shape[0]
-    P = _projector(c)
-    eye = jnp.eye(d, dtype=z.dtype)
-    A = P @ (c.mu * eye - Hxx) @ P
-    U = P @ jnp.linalg.solve(A + eye - P, P @ Hxt)  # Dδ*, (d, P)
+    U = TangentOperator(c, H=Hxx).pinv() @ Hxt  # Dδ*, (d, P)
     total = Htt + Hxt.T @ U
     # |terms| of the formula, for its rounding-error bound in the working dtype
     abs_terms = jnp.abs(Htt) + jnp.abs(Hxt.T) @ jnp.abs(U)
     return Htt, Hxt, Hxx, U, total, abs_terms
-
-
-# --------------------------------------------------------------------------- compiled programs
-
-
-def _hvp(static, dyn, params, X, y, delta, c, v_tree, cg_maxiter):
-    loss_fn = _combine(dyn, static)
-    fn = lambda x, yi, dl, ci: _example_tangents(  # noqa: E731
-        loss_fn, params, x, yi, dl, ci, v_tree, cg_maxiter
-    )
-    total_t, naive_t, u, iters = jax.vmap(fn)(X, y, delta, c)
-    mean = lambda t: jax.tree.map(lambda a: jnp.mean(a, axis=0), t)  # noqa: E731
-    return mean(total_t), mean(naive_t), u, iters
-
-
-_hvp_jit = jax.jit(_hvp, static_argnames=("static", "cg_maxiter"))
 
 
 def _blocks(static, dyn, spec, theta, X, y, delta, c):
@@ -312,102 +517,6 @@ def _blocks(static, dyn, spec, theta, X, y, delta, c):
 
 
 _blocks_jit = jax.jit(_blocks, static_argnames=("static", "spec"))
-
-
-def _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega, with_aux=False):
-    """Flat :math:`v \\mapsto (H_{\\theta\\theta} + \\omega H_{\\theta x} D\\delta^*) v`.
-
-    Total Hessian for ω = 1, naive for ω = 0 (one compiled program for both). With
-    ``with_aux`` it returns ``(mean, ‖h_i‖²)``: the per-example products' squared norms."""
-    loss_fn = _combine(dyn, static)
-
-    def mv(v):
-        vt = _unravel(spec, v)
-        fn = lambda x, yi, dl, ci: _example_tangents(  # noqa: E731
-            loss_fn, params, x, yi, dl, ci, vt, cg_maxiter
-        )
-        total_t, naive_t, _, _ = jax.vmap(fn)(X, y, delta, c)
-        tot = jax.vmap(_ravel)(total_t)
-        nai = jax.vmap(_ravel)(naive_t)
-        per = nai + omega * (tot - nai)
-        mean = jnp.mean(per, axis=0)
-        return (mean, jnp.sum(per * per, axis=1)) if with_aux else mean
-
-    return mv
-
-
-def _eig(static, dyn, spec, params, X, y, delta, c, v0, omega, cg_maxiter, method, num_steps):
-    """The eigen-estimate and a Lanczos run whose ``aux`` is, per example,
-    :math:`\\sum_j \\|H_i q_j\\|^2` over its Krylov basis (= :math:`\\|H_i\\|_F^2` when the basis
-    spans the whole space)."""
-    mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, omega, with_aux=True)
-    if method == "lanczos":
-        res = spectral.lanczos(mv, v0, num_steps=num_steps, has_aux=True)
-        return res, res
-    lz = spectral.lanczos(mv, v0, num_steps=min(spec.size, 40), has_aux=True)
-    return spectral.power_iteration(lambda v: mv(v)[0], v0, num_steps=num_steps), lz
-
-
-_eig_jit = jax.jit(_eig, static_argnames=("static", "spec", "cg_maxiter", "method", "num_steps"))
-
-
-def _frobenius(static, dyn, spec, params, X, y, delta, c, omega, cg_maxiter):
-    """Per example :math:`\\|H_i\\|_F` of the flat per-example operator (total for ω = 1,
-    naive for ω = 0), from its P columns: P Hessian-vector products, no P×P matrix."""
-    loss_fn = _combine(dyn, static)
-    n = X.shape[0]
-
-    def col(j, acc):
-        vt = _unravel(spec, jax.nn.one_hot(j, spec.size, dtype=X.dtype))
-        fn = lambda x, yi, dl, ci: _example_tangents(  # noqa: E731
-            loss_fn, params, x, yi, dl, ci, vt, cg_maxiter
-        )
-        tot, nai, _, _ = jax.vmap(fn)(X, y, delta, c)
-        tot, nai = jax.vmap(_ravel)(tot), jax.vmap(_ravel)(nai)
-        h = nai + omega * (tot - nai)
-        return acc + jnp.sum(h * h, axis=1)
-
-    return jnp.sqrt(lax.fori_loop(0, spec.size, col, jnp.zeros(n, dtype=X.dtype)))
-
-
-_frobenius_jit = jax.jit(_frobenius, static_argnames=("static", "spec", "cg_maxiter"))
-
-
-def _example_op(loss_fn, params, x, yi, dl, eps, p, v_tree, omega):
-    """One example's flat product :math:`h_i(v) = (H_{\\theta\\theta} + \\omega H_{\\theta x}
-    D\\delta_i^*) v` as a function of its δ, with the certificate (P, μ) re-derived from
-    δ: its derivative in δ says how far the product moves when δ is off by a little."""
-    g = jax.grad(loss_fn, argnums=1)(params, x + dl, yi)
-    c = _kkt_one(dl, g, eps, p)
-    # The tangent solve is dense here, not CG: this function is differentiated in δ, and
-    # the forward-mode derivative of CG's iterates (a data-dependent loop that may stop on
-    # an exactly zero float32 residual) is not the derivative of the solution — it came
-    # out NaN. A dense solve's JVP is the implicit one, A⁻¹(db − dA·u); it costs d
-    # x-space HVPs, which the d forward passes of this derivative already pay.
-    M = _example_tangent_inverse(loss_fn, params, x, yi, dl, c)
-    tot, nai, _ = _example_tangents_dense(loss_fn, params, x, yi, dl, M, v_tree)
-    tot, nai = _ravel(tot), _ravel(nai)
-    return nai + omega * (tot - nai)
-
-
-def _op_sensitivity(static, dyn, spec, params, X, y, delta, c, eps, v, omega, p, quadratic):
-    """Per example the derivative in δ_i, projected on the tangent space of its face
-    (where the attack's error lies), of :math:`h_i(v)` — row norms, (n, P) — or, with
-    ``quadratic``, of :math:`v\\cdot h_i(v)`, (n,). d forward-mode passes per example."""
-    loss_fn = _combine(dyn, static)
-    vt = _unravel(spec, v)
-
-    def one(x, yi, dl, ci):
-        f = lambda dd: _example_op(loss_fn, params, x, yi, dd, eps, p, vt, omega)  # noqa: E731
-        if quadratic:
-            return jnp.linalg.norm(tangent_project(ci, jax.jacfwd(lambda dd: v @ f(dd))(dl)))
-        J = jax.jacfwd(f)(dl)
-        return jnp.linalg.norm(jax.vmap(lambda row: tangent_project(ci, row))(J), axis=1)
-
-    return jax.vmap(one)(X, y, delta, c)
-
-
-_op_sensitivity_jit = jax.jit(_op_sensitivity, static_argnames=("static", "spec", "p", "quadratic"))
 
 
 def _blocks_sensitivity(static, dyn, spec, theta, X, y, delta, c, eps, p):
@@ -484,8 +593,12 @@ class EigenEstimate(NamedTuple):
 
 
 #: Largest P for which the per-example Frobenius norms behind an error bound are computed
-#: exactly from all P columns when Lanczos did not span the whole space.
+#: exactly from all P columns; above it they are Hutchinson estimates.
 FROBENIUS_MAX_P = 256
+#: Rademacher probes of the Hutchinson estimates of per-example Frobenius norms (large P).
+FROBENIUS_PROBES = 4
+#: Largest n·d·P for which the per-example :math:`\|H_{\theta x}\|_F` are computed exactly.
+HXT_EXACT_MAX = 1 << 26
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -607,10 +720,10 @@ class AdversarialPoint:
         return self.attack.danskin_grad
 
     # -- second order -------------------------------------------------------
-    def _tangents(self, v: Any):
+    def _products(self, v: Any, hessian: str):
         v_tree, flat = _as_tree(v, self.params)
         dyn, static = _partition(self.loss_fn)
-        total, naive, u, _ = _hvp_jit(
+        hv, u, _ = _hvp_jit(
             static,
             dyn,
             self.params,
@@ -619,24 +732,25 @@ class AdversarialPoint:
             self.delta,
             self.kkt,
             v_tree,
+            None,
+            hessian=hessian,
             cg_maxiter=self.cg_maxiter,
         )
-        return total, naive, u, flat
+        return (_ravel(hv) if flat else hv), u
 
     def total_hvp(self, v: Any) -> Any:
-        """:math:`\\nabla^2 L\\, v` (implicit differentiation, CG in x); ``v`` a pytree like
-        ``params`` or a flat vector of length :attr:`dim` (the result has the same form)."""
-        total, _, _, flat = self._tangents(v)
-        return _ravel(total) if flat else total
+        r""":math:`\nabla^2 L\, v` (implicit differentiation, CG in x; see :meth:`matvec`);
+        ``v`` a pytree like ``params`` or a flat vector of length :attr:`dim` (the result
+        has the same form)."""
+        return self._products(v, "total")[0]
 
     def naive_hvp(self, v: Any) -> Any:
-        """:math:`H_{\\theta\\theta} v` with δ held at δ* (what a plain Hessian tool computes)."""
-        _, naive, _, flat = self._tangents(v)
-        return _ravel(naive) if flat else naive
+        r""":math:`H_{\theta\theta} v` with δ held at δ* (what a plain Hessian tool computes)."""
+        return self._products(v, "naive")[0]
 
     def delta_jvp(self, v: Any) -> jax.Array:
-        """:math:`D\\delta_i^*\\, v` for every example, shape (n, d): how the attack moves."""
-        return self._tangents(v)[2]
+        r""":math:`D\delta_i^*\, v` for every example, shape (n, d): how the attack moves."""
+        return self._products(v, "total")[1]
 
     def blocks(self) -> Blocks:
         """Dense per-example blocks and the dense total / naive Hessians (small models)."""
@@ -652,26 +766,36 @@ class AdversarialPoint:
         vertex does not move), ``inf`` where a positive r meets no positive curvature."""
         if residual is None:
             return np.asarray(self.delta_error, dtype=np.float64)
-        res = np.asarray(residual, dtype=np.float64)
-        lam = np.asarray(
-            self.tangent_min if self.tangent_lower is None else self.tangent_lower,
-            dtype=np.float64,
+        lam = self.tangent_min if self.tangent_lower is None else self.tangent_lower
+        return delta_error(
+            np.asarray(residual, dtype=np.float64),
+            np.asarray(lam, dtype=np.float64),
+            np.asarray(self.kkt.tangent_dim),
         )
-        tdim = np.asarray(self.kkt.tangent_dim)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            derr = np.where((tdim > 0) & (lam > 0), res / lam, 0.0)
-        # a positive residual with no curvature to bound the distance: unbounded error
-        return np.where((tdim > 0) & ~(lam > 0) & (res > 0), np.inf, derr)
 
     def _hxt(self) -> np.ndarray:
-        """Per example :math:`\\|H_{\\theta x}\\|_F` (cached; d forward passes per example)."""
+        r"""Per example :math:`\|H_{\theta x}\|_F` (cached): exact (d forward passes per
+        example, in chunks of bounded memory) while n·d·P ≤ :data:`HXT_EXACT_MAX`, else a
+        Hutchinson estimate from :data:`FROBENIUS_PROBES` batch θ passes
+        (:math:`E\|H_{x\theta}z\|^2 = \|H_{x\theta}\|_F^2`); :meth:`_hxt_exact` says which."""
         if "hxt" not in self._cache:
             dyn, static = _partition(self.loss_fn)
-            self._cache["hxt"] = np.asarray(
-                _hxt_norms_jit(static, dyn, self.params, self.X, self.y, self.delta),
-                dtype=np.float64,
-            )
+            n, d = self.X.shape
+            if self._hxt_exact():
+                out = _hxt_norms_jit(static, dyn, self.params, self.X, self.y, self.delta)
+            else:
+                probes = jax.random.rademacher(
+                    jax.random.PRNGKey(1), (FROBENIUS_PROBES, self.dim), dtype=self.dtype
+                )
+                out = _hxt_probe_jit(
+                    static, dyn, self.spec, self.params, self.X, self.y, self.delta, probes
+                )
+            self._cache["hxt"] = np.asarray(out, dtype=np.float64)
         return self._cache["hxt"]
+
+    def _hxt_exact(self) -> bool:
+        n, d = self.X.shape
+        return n * d * self.dim <= HXT_EXACT_MAX
 
     def gradient_error(self, residual: ArrayLike | None = None) -> np.ndarray:
         r"""Bound on the error of one Danskin gradient evaluation near θ, per component (P,).
@@ -741,7 +865,6 @@ class AdversarialPoint:
         key = ("frobenius", hessian)
         if key not in self._cache:
             dyn, static = _partition(self.loss_fn)
-            omega = np.asarray(1.0 if hessian == "total" else 0.0, dtype=self.dtype)
             self._cache[key] = np.asarray(
                 _frobenius_jit(
                     static,
@@ -752,12 +875,46 @@ class AdversarialPoint:
                     self.y,
                     self.delta,
                     self.kkt,
-                    omega,
+                    hessian=hessian,
                     cg_maxiter=self.cg_maxiter,
                 ),
                 dtype=np.float64,
             )
         return self._cache[key]
+
+    def _frobenius_estimate(self, hessian: str, key: jax.Array) -> np.ndarray:
+        r"""Per example a Hutchinson estimate of :math:`\|H_i\|_F` from
+        :data:`FROBENIUS_PROBES` Rademacher probes drawn from ``key`` (large P; cached)."""
+        ck = ("frobenius_estimate", hessian)
+        if ck not in self._cache:
+            dyn, static = _partition(self.loss_fn)
+            probes = jax.random.rademacher(key, (FROBENIUS_PROBES, self.dim), dtype=self.dtype)
+            self._cache[ck] = np.asarray(
+                _frobenius_probe_jit(
+                    static,
+                    dyn,
+                    self.spec,
+                    self.params,
+                    self.X,
+                    self.y,
+                    self.delta,
+                    self.kkt,
+                    probes,
+                    hessian=hessian,
+                    cg_maxiter=self.cg_maxiter,
+                ),
+                dtype=np.float64,
+            )
+        return self._cache[ck]
+
+    def _minv(self) -> jax.Array:
+        r"""Per example the factorised tangent solve :math:`A_i^+P_i`, (n, d, d) (cached)."""
+        if "minv" not in self._cache:
+            dyn, static = _partition(self.loss_fn)
+            self._cache["minv"] = _tangent_inverse_jit(
+                static, dyn, self.params, self.X, self.y, self.delta, self.kkt
+            )
+        return self._cache["minv"]
 
     def _operator_error(self, hessian: str, frobenius: np.ndarray) -> float:
         r"""Bound on :math:`\|E\|_2` for the computed operator :math:`v \mapsto \hat H v`.
@@ -769,6 +926,12 @@ class AdversarialPoint:
         :math:`\rho = \gamma_{2d+4}` and accumulates :math:`\gamma_{c(2d+4)}` over its at most c
         iterations, so :math:`\|\Delta u_i\| \le \kappa(A_i)\rho'\|u_i\|` and
         :math:`\|H_{\theta x}\Delta u_i\| \le \kappa(A_i)\rho'\|H_{\theta x}^i\|_F^2\|v\|/\lambda_{\min}(A_i)`.
+        The factorised route (``solver="dense"``) is covered by the same term: LU with
+        partial pivoting has backward error :math:`\gamma_{3d}` times its growth factor,
+        below :math:`\rho' \ge \gamma_{c(2d+4)}`, c = 2d + 5, for any growth below d.
+        The batch route sums the n examples' θ-space terms inside one pass instead of
+        averaging n per-example products: the same operations in another order, within
+        the same :math:`\gamma_k`.
         """
         n, d = self.X.shape
         dt = self.dtype
@@ -815,25 +978,29 @@ class AdversarialPoint:
 
     def _sensitivity(self, vflat: jax.Array, hessian: str, *, quadratic: bool) -> np.ndarray:
         dyn, static = _partition(self.loss_fn)
-        omega = np.asarray(1.0 if hessian == "total" else 0.0, dtype=self.dtype)
-        return np.asarray(
-            _op_sensitivity_jit(
-                static,
-                dyn,
-                self.spec,
-                self.params,
-                self.X,
-                self.y,
-                self.delta,
-                self.kkt,
-                self.eps,
-                jnp.asarray(vflat, dtype=self.dtype),
-                omega,
-                p=self.p,
-                quadratic=quadratic,
-            ),
-            dtype=np.float64,
+        args = (
+            static,
+            dyn,
+            self.spec,
+            self.params,
+            self.X,
+            self.y,
+            self.delta,
+            self.kkt,
+            self.eps,
+            jnp.asarray(vflat, dtype=self.dtype),
         )
+        if quadratic:
+            out = _quad_sensitivity_jit(
+                *args,
+                hessian=hessian,
+                p=self.p,
+                dense=self.dense,
+                cg_maxiter=self.cg_maxiter,
+            )
+        else:
+            out = _op_sensitivity_jit(*args, hessian=hessian, p=self.p)
+        return np.asarray(out, dtype=np.float64)
 
     def total_hessian(self) -> jax.Array:
         """Dense :math:`\\nabla^2 L`, (P, P) in ``ravel_pytree`` order."""
@@ -847,52 +1014,38 @@ class AdversarialPoint:
         r"""A compiled flat Hessian-vector product, total or naive.
 
         :math:`v \mapsto \nabla^2 L\, v` (``hessian="total"``) or
-        :math:`v \mapsto H_{\theta\theta}v` (``"naive"``: one forward-over-reverse pass, δ fixed).
+        :math:`v \mapsto \operatorname{mean}_i H^i_{\theta\theta}v` (``"naive"``: one batch
+        forward-over-reverse pass, δ fixed).
 
-        ``solver="cg"``: the matrix-free route (CG on the tangent space, Hessian-vector
-        products in x) — the cost per product is two forward-over-reverse passes plus
-        one x-space HVP per CG iteration. ``solver="dense"``: the tangent operator of
-        every example is factorised once here (d HVPs in x per example), after which a
-        product costs two passes — for small d and many products (Lanczos, benchmarks).
+        The total product is two batch passes in θ — :math:`(H_{\theta\theta}v, R)`
+        with row i of R = :math:`H^i_{x\theta}v`, then
+        :math:`H_{\theta\theta}v + \operatorname{mean}_i H^i_{\theta x}u_i` — and, between
+        them, n tangent solves :math:`u_i = A_i^+P_i r_i` in x. ``solver="cg"``: each
+        solve is CG with x-space Hessian-vector products (at most :attr:`cg_maxiter`
+        per example, all examples in one batch pass per iteration). ``solver="dense"``:
+        every example's solve is factorised once here (:math:`A_i^+P_i`, d×d, from d
+        x-space products), after which a product costs the two θ passes and a d×d
+        matrix-vector product per example — for small d and many products (Lanczos,
+        power iteration). No n × P intermediate is formed.
         """
         if hessian not in ("total", "naive"):
             raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
         if solver not in ("cg", "dense"):
             raise ValueError(f"solver={solver!r} is not allowed; allowed: 'cg', 'dense'")
         dyn, static = _partition(self.loss_fn)
-        spec, params, X, y, delta, c = self.spec, self.params, self.X, self.y, self.delta, self.kkt
-        loss_fn = self.loss_fn
-        if hessian == "naive":
+        Minv = self._minv() if (hessian == "total" and solver == "dense") else None
+        args = (static, dyn, self.spec, self.params, self.X, self.y, self.delta, self.kkt, Minv)
+        cg_maxiter = self.cg_maxiter
 
-            @jax.jit
-            def mv_naive(v):
-                vt = _unravel(spec, v)
+        def mv(v):
+            return _apply_jit(*args, v, hessian=hessian, cg_maxiter=cg_maxiter)
 
-                def one(x, yi, dl):
-                    gth = lambda th: jax.grad(loss_fn)(th, x + dl, yi)  # noqa: E731
-                    return _ravel(jax.jvp(gth, (params,), (vt,))[1])
+        return mv
 
-                return jnp.mean(jax.vmap(one)(X, y, delta), axis=0)
-
-            return mv_naive
-        omega = 1.0
-        if solver == "cg":
-            mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, self.cg_maxiter, omega)
-            return jax.jit(mv)
-        M = _tangent_inverse_jit(static, dyn, params, X, y, delta, c)
-
-        @jax.jit
-        def mv_dense(v):
-            vt = _unravel(spec, v)
-            fn = lambda x, yi, dl, Mi: _example_tangents_dense(  # noqa: E731
-                loss_fn, params, x, yi, dl, Mi, vt
-            )
-            tot, nai, _ = jax.vmap(fn)(X, y, delta, M)
-            tot = jnp.mean(jax.vmap(_ravel)(tot), axis=0)
-            nai = jnp.mean(jax.vmap(_ravel)(nai), axis=0)
-            return nai + omega * (tot - nai)
-
-        return mv_dense
+    def _solver(self, solver: str) -> str:
+        if solver not in ("auto", "cg", "dense"):
+            raise ValueError(f"solver={solver!r} is not allowed; allowed: 'auto', 'cg', 'dense'")
+        return ("dense" if self.dense else "cg") if solver == "auto" else solver
 
     def top_eigenvalue(
         self,
@@ -901,6 +1054,7 @@ class AdversarialPoint:
         method: str = "lanczos",
         num_steps: int | None = None,
         key: jax.Array | None = None,
+        solver: str = "auto",
     ) -> EigenEstimate:
         r"""The top eigenvalue of the total (or naive) Hessian from Hessian-vector products.
 
@@ -912,29 +1066,30 @@ class AdversarialPoint:
         :class:`EigenEstimate`), in the working dtype. It is a bound (an eigenvalue of the
         exact Hessian at the exact maximisers lies within it, to first order in the
         attack's error) when ``exact_scale`` is True: P ≤ :data:`FROBENIUS_MAX_P` (all P
-        columns are used for the products' rounding) or the Lanczos basis spans
-        :math:`\mathbb{R}^P`. Above that the products' rounding is estimated on the Krylov
-        space (it can only be underestimated), and ``exact_scale`` is False: treat the
-        bound as an estimate there. The error parts cost one more Lanczos run for
-        ``"power"``, up to P extra products, and d forward passes per example. SPEC §5.
+        columns of every example's operator are used for the products' rounding). Above
+        that the per-example scales behind the products' rounding are Hutchinson
+        estimates (:data:`FROBENIUS_PROBES` probes from ``key``) and ``exact_scale`` is
+        False: treat the bound as an estimate there.
+
+        ``key`` (default ``PRNGKey(0)``) draws the start vector and the probes.
+        ``solver`` (``"auto"``: dense for d ≤ 64, the attack's choice): how the tangent
+        solves of the total products run (see :meth:`matvec`). The attack part costs one
+        batch reverse pass over the products. SPEC §5.
         """
         if hessian not in ("total", "naive"):
             raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
         if method not in ("lanczos", "power"):
             raise ValueError(f"method={method!r} is not allowed; allowed: 'lanczos', 'power'")
+        solver = self._solver(solver)
         P = self.dim
         if num_steps is None:
             num_steps = min(P, 40) if method == "lanczos" else 100
         key = jax.random.PRNGKey(0) if key is None else key
-        v0 = jnp.asarray(
-            np.random.default_rng(
-                np.asarray(jax.random.key_data(key)).ravel().tolist()
-            ).standard_normal(P),
-            dtype=self.X.dtype,
-        )
+        k_start, k_probe = jax.random.split(key)
+        v0 = jax.random.normal(k_start, (P,), dtype=self.dtype)
         dyn, static = _partition(self.loss_fn)
-        omega = jnp.asarray(1.0 if hessian == "total" else 0.0, dtype=self.X.dtype)
-        res, lz = _eig_jit(
+        Minv = self._minv() if (hessian == "total" and solver == "dense") else None
+        res = _eig_jit(
             static,
             dyn,
             self.spec,
@@ -944,7 +1099,8 @@ class AdversarialPoint:
             self.delta,
             self.kkt,
             v0,
-            omega,
+            Minv,
+            hessian=hessian,
             cg_maxiter=self.cg_maxiter,
             method=method,
             num_steps=int(num_steps),
@@ -958,16 +1114,13 @@ class AdversarialPoint:
             )
         else:
             value, krylov, vec, steps = res.eigenvalue, res.residual, res.vector, num_steps
-        # the per-example ‖H_i‖_F behind the operator's rounding: exact from the Lanczos
-        # basis when it spans R^P, else from all P columns (P ≤ FROBENIUS_MAX_P), else the
-        # Krylov-space restriction (an estimate)
-        spans = int(lz.steps) >= P
-        exact = spans or P <= FROBENIUS_MAX_P
-        if spans or not exact:
-            frob = np.sqrt(np.asarray(lz.aux, dtype=np.float64))
-        else:
-            frob = self._frobenius(hessian)
+        # the per-example ‖H_i‖_F behind the operator's rounding: exact from all P columns
+        # (P ≤ FROBENIUS_MAX_P), else a Hutchinson estimate
+        exact = P <= FROBENIUS_MAX_P
+        frob = self._frobenius(hessian) if exact else self._frobenius_estimate(hessian, k_probe)
         operator = self._operator_error(hessian, frob)
+        if hessian == "total":
+            exact = exact and self._hxt_exact()
         derr = self._delta_errors()
         attack = 0.0
         if np.any(derr > 0):
@@ -987,6 +1140,56 @@ class AdversarialPoint:
             attack=attack,
             exact_scale=bool(exact),
         )
+
+
+def _apply(static, dyn, spec, params, X, y, delta, c, Minv, v, hessian, cg_maxiter):
+    mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, hessian, Minv)
+    return mv(v)
+
+
+# the point's arrays enter as arguments (never as constants baked into the program)
+_apply_jit = jax.jit(_apply, static_argnames=("static", "spec", "hessian", "cg_maxiter"))
+
+
+_POINT_ARRAYS = (
+    "params",
+    "X",
+    "y",
+    "eps",
+    "attack",
+    "tangent_min",
+    "tangent_max",
+    "tangent_bound",
+    "delta_error",
+    "status",
+    "grad_rounding",
+    "tangent_lower",
+)
+
+
+def _point_flatten(pt: AdversarialPoint):
+    dyn, static = _partition(pt.loss_fn)
+    children = (dyn, *(getattr(pt, f) for f in _POINT_ARRAYS))
+    return children, (static, pt.p, pt.reasons, pt.cg_maxiter, pt.dense)
+
+
+def _point_unflatten(aux, children) -> AdversarialPoint:
+    static, p, reasons, cg_maxiter, dense = aux
+    dyn, *arrays = children
+    return AdversarialPoint(
+        loss_fn=_combine(dyn, static),
+        p=p,
+        reasons=reasons,
+        cg_maxiter=cg_maxiter,
+        dense=dense,
+        **dict(zip(_POINT_ARRAYS, arrays, strict=True)),
+    )
+
+
+# A pytree: a point can be passed to (and returned from) jitted functions. Its arrays
+# (and the loss's array fields) are the leaves; p, the reasons and the solver options
+# are static. The cache of derived quantities is not carried across.
+jax.tree_util.register_pytree_node(AdversarialPoint, _point_flatten, _point_unflatten)
 
 
 def _as_tree(v: Any, params: Any) -> tuple[Any, bool]:
@@ -1065,9 +1268,17 @@ def linearize(
     p: float,
     attack: AttackResult | None = None,
     cg_maxiter: int | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
     **attack_options: Any,
 ) -> AdversarialPoint:
     r"""Attack every example, classify its case (SPEC G1/G2/G3) and check the hypotheses.
+
+    With ``batch_size`` the data stream in batches of at most that many rows
+    (:func:`advlip.streaming.linearize_batches`: attacks per batch, products and
+    gradients summed over batches, memory bounded by one batch, a tqdm progress bar on
+    stderr — ``progress``) and the result is an :class:`advlip.streaming.StreamedPoint`
+    with the same methods.
 
     Runs :func:`advlip.attacks.pgd` (or takes ``attack``), then, per example: the
     tangent projector P and constraint curvature μ from the KKT certificate; the
@@ -1097,6 +1308,24 @@ def linearize(
     traced array and ``reasons`` is empty (the strict public functions return NaN
     instead of raising there).
     """
+    if batch_size is not None:
+        from advlip.streaming import linearize_batches
+
+        if attack is not None:
+            raise ValueError("attack= cannot be combined with batch_size= (each batch is attacked)")
+        if cg_maxiter is not None:
+            attack_options["cg_maxiter"] = cg_maxiter
+        return linearize_batches(
+            loss_fn,
+            params,
+            X,
+            y,
+            eps=eps,
+            p=p,
+            batch_size=batch_size,
+            progress=progress,
+            **attack_options,
+        )
     loss_fn, params, X, y, p, dt = _prepare(loss_fn, params, X, y, eps, p)
     att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
     n, d = X.shape
@@ -1149,21 +1378,29 @@ def _status(att: AttackResult, d: int, k_grad: int):
     so_tol = tolerance.gamma(4 * d + 8, dt) * (jnp.abs(c.mu) + jnp.abs(hi)) + bound
     lam_lo = lo - so_tol
     # ‖δ̂ − δ*‖ ≤ (r + e_g)/(λ_min − its error) to first order; 0 at a vertex
-    derr = jnp.where(c.tangent_dim == 0, 0.0, (res + e_g) / jnp.where(lam_lo > 0, lam_lo, jnp.nan))
-    derr = jnp.where(jnp.isnan(derr), jnp.inf, derr)
+    derr = delta_error(res + e_g, lam_lo, c.tangent_dim)
     second_order_fails = (c.tangent_dim > 0) & ~(lo > so_tol)
     degenerate = jnp.isfinite(c.multiplier) & ~(c.multiplier > mult_tol)
     near = jnp.isfinite(c.slack) & ~(c.slack > derr)
     beaten = jnp.zeros(res.shape, dtype=bool) if att.beaten is None else att.beaten
+    S = Status
     status = jnp.where(
         ~att.converged,
-        1,
+        S.NOT_CONVERGED,
         jnp.where(
             beaten,
-            5,
-            jnp.where(second_order_fails, 4, jnp.where(degenerate, 2, jnp.where(near, 3, 0))),
+            S.BEATEN,
+            jnp.where(
+                second_order_fails,
+                S.SECOND_ORDER_FAILS,
+                jnp.where(
+                    degenerate,
+                    S.DEGENERATE_MULTIPLIER,
+                    jnp.where(near, S.INACTIVE_NEAR, S.DETERMINED),
+                ),
+            ),
         ),
-    )
+    ).astype(jnp.int32)
     return status, derr, mult_tol, so_tol, e_g, lam_lo
 
 
@@ -1528,18 +1765,38 @@ _abs_grads_jit = jax.jit(_abs_grads, static_argnames=("static",))
 
 
 def _hxt_norms(static, dyn, params, X, y, delta):
-    """Per-example Frobenius norm of :math:`H_{\\theta x}` (d forward passes of the θ-gradient)."""
+    """Per-example Frobenius norm of :math:`H_{\\theta x}` (d forward passes of the θ-gradient
+    per example; examples in ``lax.map`` chunks of bounded memory)."""
     loss_fn = _combine(dyn, static)
+    n, d = X.shape
+    P = _ravel(params).shape[0]
 
-    def one(x, yi, dl):
-        gth = lambda z: _ravel(jax.grad(loss_fn)(params, z, yi))  # noqa: E731
-        J = jax.jacfwd(gth)(x + dl)
+    def one(args):
+        z, yi = args
+        gth = lambda zz: _ravel(jax.grad(loss_fn)(params, zz, yi))  # noqa: E731
+        J = jax.jacfwd(gth)(z)
         return jnp.sqrt(jnp.sum(J * J))
 
-    return jax.vmap(one)(X, y, delta)
+    return lax.map(one, (X + delta, y), batch_size=_chunk(n, d * P))
 
 
 _hxt_norms_jit = jax.jit(_hxt_norms, static_argnames=("static",))
+
+
+def _hxt_probe(static, dyn, spec, params, X, y, delta, probes):
+    """Per example a Hutchinson estimate of :math:`\\|H_{x\\theta}\\|_F` from Rademacher
+    ``probes`` (m, P): one batch θ pass each (row i of R is :math:`H^i_{x\\theta}z`)."""
+    loss_fn = _combine(dyn, static)
+    Z = X + delta
+
+    def sq(pr):
+        R = _x_pass(loss_fn, params, Z, y, _unravel(spec, pr))
+        return jnp.sum(R * R, axis=1)
+
+    return jnp.sqrt(jnp.mean(lax.map(sq, probes), axis=0))
+
+
+_hxt_probe_jit = jax.jit(_hxt_probe, static_argnames=("static", "spec"))
 
 
 def resolve_grads(

@@ -397,3 +397,21 @@ def test_loss_and_danskin_gradient_refuse_a_beaten_maximiser():
         adversarial.adversarial_loss(lf, P, X, y, eps=0.6, p=1, attack=local)
     with pytest.raises(attacks.AttackNotConvergedError, match="another start found a higher"):
         adversarial.danskin_grad(lf, P, X, y, eps=0.6, p=1, attack=local)
+
+
+def test_point_is_a_pytree_that_jitted_functions_take():
+    """The point goes into a jitted function as an argument and gives the same products
+    as outside: same program, same inputs, so equal to the rounding of a re-fused
+    evaluation (γ_64 of |H||v|, generous for two passes of a 2-input linear model)."""
+    loss, params, X, y = _reference()
+    pt = adversarial.linearize(loss, params, X, y, eps=general.EPS_L2, p=2.0)
+    v = jax.random.normal(jax.random.PRNGKey(5), (pt.dim,))
+    inside = np.asarray(jax.jit(lambda q, w: q.total_hvp(w))(pt, v))
+    outside = np.asarray(pt.total_hvp(v))
+    scale = np.abs(np.asarray(pt.blocks().total)) @ np.abs(np.asarray(v))
+    assert np.all(np.abs(inside - outside) <= tolerance.gamma(64) * scale)
+    rebuilt = jax.tree.unflatten(*reversed(jax.tree.flatten(pt)))
+    assert rebuilt.cases == pt.cases and rebuilt.reasons == pt.reasons
+    assert np.array_equal(np.asarray(rebuilt.delta), np.asarray(pt.delta))
+    # traced status under jit: the strict facades cannot raise there, the point still works
+    assert jax.jit(lambda q: jnp.sum(q.status))(pt) == 0

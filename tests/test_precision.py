@@ -176,7 +176,10 @@ def test_the_old_zero_bound_is_now_only_one_part():
     error, which are not 0 in float32."""
     loss, params, X, y, eps = _fixed_problem()
     est = adversarial.top_eigenvalue(loss, params, X, y, eps=eps, p=2.0)
-    assert est.steps == ravel_pytree(params)[0].size  # a full Krylov space
+    # Lanczos stopped on an invariant Krylov space (at most P steps; where exactly
+    # depends on the start vector drawn from the key) …
+    assert est.steps <= ravel_pytree(params)[0].size
+    # … so its a-posteriori bound is ~0, and it is not the whole bound any more
     assert est.krylov <= tolerance.unit_roundoff(np.float32) * abs(float(est.value))
     assert est.rounding > 0 and est.operator > 0 and est.attack > 0
     assert float(est.bound) == pytest.approx(est.krylov + est.rounding + est.operator + est.attack)
