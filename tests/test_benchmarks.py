@@ -39,3 +39,21 @@ def test_fit_exponent_recovers_power_laws(slope):
     xs = [1.0, 2.0, 4.0, 8.0]
     # t = 3 x^slope exactly: the least-squares slope of log t on log x is slope up to rounding
     assert common.fit_exponent(xs, [3.0 * x**slope for x in xs]) == pytest.approx(slope, abs=1e-12)
+
+
+def test_hvp_torch_quick_runs_and_reports_every_target(tmp_path):
+    """Smoke run of bench_hvp_torch --quick (one tiny size, seconds; PyTorch rows say
+    "not run" where torch is not installed). Checks the report's shape, never a time."""
+    bench = importlib.import_module("bench_hvp_torch")
+    path = tmp_path / "hvp.json"
+    assert bench.main(["--quick", "--json", str(path)]) == 0
+    doc = json.loads(path.read_text())
+    rows = doc["benchmarks"]
+    assert doc["device"] and "bench_hvp_torch.py --quick" in doc["command"]
+    assert all({"ratio", "target", "met", "device", "command"} <= set(r) for r in rows)
+    names = " ".join(r["name"] for r in rows)
+    for part in ("naive HVP", "factorised tangent", "(CG)", "eager PyTorch", "torch.func"):
+        assert part in names, part
+    (size,) = doc["run"]["sizes"]
+    assert size["jax"]["peak_rss_mb"] > 0 and size["jax"]["cg_iterations_max"] >= 1
+    assert ("torch" in size) == doc["run"]["torch"]
