@@ -97,23 +97,23 @@ from jax.typing import ArrayLike
 
 from advlip import spectral, tolerance
 from advlip._validate import is_traced
-from advlip.attacks import (  # noqa: F401  (count_ops, _cached_ops: re-exported)
+from advlip.attacks import (  # noqa: F401  (count_ops, cached_ops: re-exported)
     KKT,
+    AttackConfig,
     AttackNotConvergedError,
     AttackResult,
-    _cached_ops,
-    _check_problem,
-    _combine,
-    _Config,
-    _dense_choice,
-    _kkt_one,
-    _mark_beaten,
-    _partition,
-    _prepare,
-    _run,
-    _screen,
+    cached_ops,
+    check_problem,
+    combine,
     count_ops,
+    dense_choice,
+    face_certificate,
+    mark_beaten,
+    partition,
     pgd,
+    prepare_problem,
+    run_attack,
+    screen,
     tangent_project,
 )
 from advlip.tangent import TangentOperator, delta_error
@@ -240,7 +240,7 @@ def _operator(loss_fn, params, z, y, face: KKT, dense: bool) -> TangentOperator:
 
 def _tangent_inverse(static, dyn, params, X, y, delta, c):
     """Per example :math:`A^+ P = P(A + I - P)^{-1}P`, (n, d, d), from the dense x-Hessian."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
 
     def one(z, yi, ci):
         return _operator(loss_fn, params, z, yi, ci, dense=True).pinv()
@@ -317,7 +317,7 @@ def _batch_products(loss_fn, params, X, y, delta, c, v_tree, cg_maxiter, Minv, h
 
 
 def _hvp(static, dyn, params, X, y, delta, c, v_tree, Minv, hessian, cg_maxiter):
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     return _batch_products(loss_fn, params, X, y, delta, c, v_tree, cg_maxiter, Minv, hessian)
 
 
@@ -327,7 +327,7 @@ _hvp_jit = jax.jit(_hvp, static_argnames=("static", "hessian", "cg_maxiter"))
 def _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, hessian, Minv=None):
     """Flat :math:`v \\mapsto \\nabla^2 L\\,v` (``hessian="total"``) or
     :math:`\\operatorname{mean}_i H^i_{\\theta\\theta}v` (``"naive"``: one batch pass)."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
 
     def mv(v):
         vt = _unravel(spec, v)
@@ -374,7 +374,7 @@ def _chunk(n: int, per_row: int, budget: int = 1 << 24) -> int:
 def _frobenius(static, dyn, spec, params, X, y, delta, c, hessian, cg_maxiter):
     """Per example :math:`\\|H_i\\|_F` of the flat per-example operator (total or naive),
     exactly, from its P columns: P per-example products, no P×P matrix (small P)."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     n = X.shape[0]
     pick = 0 if hessian == "total" else 1
 
@@ -396,7 +396,7 @@ def _frobenius_probe(static, dyn, spec, params, X, y, delta, c, probes, hessian,
     """Per example a Hutchinson estimate of :math:`\\|H_i\\|_F`,
     :math:`\\sqrt{\\operatorname{mean}_k \\|H_i z_k\\|^2}` over Rademacher ``probes`` (m, P)
     (:math:`E\\|H z\\|^2 = \\|H\\|_F^2`). Examples in ``lax.map`` chunks: memory O(chunk × P)."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     pick = 0 if hessian == "total" else 1
 
     def one(args):
@@ -422,7 +422,7 @@ def _example_op(loss_fn, params, x, yi, dl, eps, p, v_tree, hessian):
     certificate (P, μ) re-derived from δ: its derivative in δ says how far the product
     moves when δ is off by a little. The tangent solve is dense: differentiated in δ."""
     g = jax.grad(loss_fn, argnums=1)(params, x + dl, yi)
-    c = _kkt_one(dl, g, eps, p)
+    c = face_certificate(dl, g, eps, p)
     z = x + dl
     grads = jax.grad(loss_fn, argnums=(0, 1))
     nai, r = jax.jvp(lambda th: grads(th, z, yi), (params,), (v_tree,))[1]
@@ -437,7 +437,7 @@ def _op_sensitivity(static, dyn, spec, params, X, y, delta, c, eps, v, hessian, 
     """Per example the tangent-projected derivative in δ_i of :math:`h_i(v)`, row norms
     (n, P): d forward-mode passes per example, examples in ``lax.map`` chunks (memory
     O(chunk × d × P))."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     vt = _unravel(spec, v)
     d = X.shape[1]
 
@@ -463,7 +463,7 @@ def _quad_sensitivity(
     Batch-level: :math:`\sum_i q_i(\delta_i)` is separable, so one reverse pass over the
     batch products gives every example's derivative (the tangent solves differentiate
     implicitly, :func:`lax.custom_linear_solve`)."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     vt = _unravel(spec, v)
 
     def Q(D):
@@ -473,7 +473,7 @@ def _quad_sensitivity(
         hv = _naive_pass(loss_fn, params, Z, y, vt)
         R = _x_pass(loss_fn, params, Z, y, vt)
         G = jax.vmap(lambda z, yi: jax.grad(loss_fn, argnums=1)(params, z, yi))(Z, y)
-        faces = jax.vmap(lambda dl, g: _kkt_one(dl, g, eps, p))(D, G)
+        faces = jax.vmap(lambda dl, g: face_certificate(dl, g, eps, p))(D, G)
 
         def solve(z, yi, ci, r):
             op = _operator(loss_fn, params, z, yi, ci, dense)
@@ -511,7 +511,7 @@ def _example_blocks(loss_fn, spec, theta, x, y, delta, c: KKT):
 
 
 def _blocks(static, dyn, spec, theta, X, y, delta, c):
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     fn = lambda x, yi, dl, ci: _example_blocks(loss_fn, spec, theta, x, yi, dl, ci)  # noqa: E731
     return jax.vmap(fn)(X, y, delta, c)
 
@@ -522,12 +522,12 @@ _blocks_jit = jax.jit(_blocks, static_argnames=("static", "spec"))
 def _blocks_sensitivity(static, dyn, spec, theta, X, y, delta, c, eps, p):
     """Per example, entrywise, the norm of the tangent-projected derivative in δ_i of the
     example's dense total Hessian (the certificate re-derived from δ), (n, P, P)."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
 
     def one(x, yi, dl, ci):
         def total(dd):
             g = jax.grad(loss_fn, argnums=1)(_unravel(spec, theta), x + dd, yi)
-            cc = _kkt_one(dd, g, eps, p)
+            cc = face_certificate(dd, g, eps, p)
             return _example_blocks(loss_fn, spec, theta, x, yi, dd, cc)[4]
 
         J = jax.jacfwd(total)(dl)  # (P, P, d)
@@ -590,6 +590,15 @@ class EigenEstimate(NamedTuple):
     operator: float = 0.0
     attack: float = 0.0
     exact_scale: bool = True
+
+
+class EigenError(NamedTuple):
+    """The error parts of an eigen-estimate (:meth:`AdversarialPoint.eigen_error`)."""
+
+    operator: float
+    attack: float
+    exact: bool
+    scale: float
 
 
 #: Largest P for which the per-example Frobenius norms behind an error bound are computed
@@ -722,7 +731,7 @@ class AdversarialPoint:
     # -- second order -------------------------------------------------------
     def _products(self, v: Any, hessian: str):
         v_tree, flat = _as_tree(v, self.params)
-        dyn, static = _partition(self.loss_fn)
+        dyn, static = partition(self.loss_fn)
         hv, u, _ = _hvp_jit(
             static,
             dyn,
@@ -758,7 +767,7 @@ class AdversarialPoint:
             self._cache["blocks"] = self._blocks()
         return self._cache["blocks"]
 
-    def _delta_errors(self, residual: ArrayLike | None = None) -> np.ndarray:
+    def delta_errors(self, residual: ArrayLike | None = None) -> np.ndarray:
         r"""Per example the bound on :math:`\|\hat\delta - \delta^*\|`: this point's
         ``delta_error`` (residual, gradient rounding and curvature error included), or
         :math:`r/(\lambda_{\min} - e_\lambda)` for given residuals r — the caller says
@@ -779,7 +788,7 @@ class AdversarialPoint:
         Hutchinson estimate from :data:`FROBENIUS_PROBES` batch θ passes
         (:math:`E\|H_{x\theta}z\|^2 = \|H_{x\theta}\|_F^2`); :meth:`_hxt_exact` says which."""
         if "hxt" not in self._cache:
-            dyn, static = _partition(self.loss_fn)
+            dyn, static = partition(self.loss_fn)
             n, d = self.X.shape
             if self._hxt_exact():
                 out = _hxt_norms_jit(static, dyn, self.params, self.X, self.y, self.delta)
@@ -810,18 +819,18 @@ class AdversarialPoint:
         the rounding part alone). Costs d forward-mode passes per example (no P×P matrix).
         """
         n, d = self.X.shape
-        dyn, static = _partition(self.loss_fn)
+        dyn, static = partition(self.loss_fn)
         abs_g = np.asarray(
             _abs_grads_jit(static, dyn, self.params, self.X, self.y, self.delta),
             dtype=np.float64,
         )
-        k = _cached_ops("grad", self.loss_fn, self.params, self.X[0], self.y[0]) + n
-        derr = self._delta_errors(residual)
-        attack = _mean_product(self._hxt(), derr)
+        k = cached_ops("grad", self.loss_fn, self.params, self.X[0], self.y[0]) + n
+        derr = self.delta_errors(residual)
+        attack = mean_product(self._hxt(), derr)
         return tolerance.gamma(k, self.dtype) * abs_g + attack
 
     def _blocks(self) -> Blocks:
-        dyn, static = _partition(self.loss_fn)
+        dyn, static = partition(self.loss_fn)
         spec = self.spec
         theta = _ravel(self.params)
         Htt, Hxt, Hxx, U, tot, abs_terms = _blocks_jit(
@@ -830,9 +839,9 @@ class AdversarialPoint:
         n, d = self.X.shape
         # k: the ops of one example's Hessian entry chain (counted on its jaxpr), a
         # d×d solve (d² ops per entry of U) and the mean over n examples, in the working dtype
-        k = _cached_ops("hessian", self.loss_fn, self.params, self.X[0], self.y[0]) + d * d + n
+        k = cached_ops("hessian", self.loss_fn, self.params, self.X[0], self.y[0]) + d * d + n
         error = tolerance.gamma(k, self.dtype) * np.mean(np.asarray(abs_terms, np.float64), axis=0)
-        derr = self._delta_errors()
+        derr = self.delta_errors()
         if np.any(derr > 0):
             sens = np.asarray(
                 _blocks_sensitivity_jit(
@@ -849,7 +858,7 @@ class AdversarialPoint:
                 ),
                 dtype=np.float64,
             )
-            error = error + _mean_product(sens, derr)
+            error = error + mean_product(sens, derr)
         return Blocks(
             Htt=Htt,
             Hxt=Hxt,
@@ -864,7 +873,7 @@ class AdversarialPoint:
         """Per example :math:`\\|H_i\\|_F` of the total or naive operator (cached; P HVPs)."""
         key = ("frobenius", hessian)
         if key not in self._cache:
-            dyn, static = _partition(self.loss_fn)
+            dyn, static = partition(self.loss_fn)
             self._cache[key] = np.asarray(
                 _frobenius_jit(
                     static,
@@ -887,7 +896,7 @@ class AdversarialPoint:
         :data:`FROBENIUS_PROBES` Rademacher probes drawn from ``key`` (large P; cached)."""
         ck = ("frobenius_estimate", hessian)
         if ck not in self._cache:
-            dyn, static = _partition(self.loss_fn)
+            dyn, static = partition(self.loss_fn)
             probes = jax.random.rademacher(key, (FROBENIUS_PROBES, self.dim), dtype=self.dtype)
             self._cache[ck] = np.asarray(
                 _frobenius_probe_jit(
@@ -910,7 +919,7 @@ class AdversarialPoint:
     def _minv(self) -> jax.Array:
         r"""Per example the factorised tangent solve :math:`A_i^+P_i`, (n, d, d) (cached)."""
         if "minv" not in self._cache:
-            dyn, static = _partition(self.loss_fn)
+            dyn, static = partition(self.loss_fn)
             self._cache["minv"] = _tangent_inverse_jit(
                 static, dyn, self.params, self.X, self.y, self.delta, self.kkt
             )
@@ -935,7 +944,7 @@ class AdversarialPoint:
         """
         n, d = self.X.shape
         dt = self.dtype
-        k = _cached_ops("hessian", self.loss_fn, self.params, self.X[0], self.y[0]) + n
+        k = cached_ops("hessian", self.loss_fn, self.params, self.X[0], self.y[0]) + n
         err = tolerance.gamma(k, dt) * float(np.mean(frobenius))
         if hessian == "total":
             lam = np.asarray(self.tangent_min, dtype=np.float64)
@@ -970,14 +979,14 @@ class AdversarialPoint:
             np.linalg.norm(np.asarray(vflat, dtype=np.float64))
         )
         err = np.full(self.dim, rounding)
-        derr = self._delta_errors()
+        derr = self.delta_errors()
         if np.any(derr > 0):
             sens = self._sensitivity(vflat, hessian, quadratic=False)
-            err = err + _mean_product(sens, derr)
+            err = err + mean_product(sens, derr)
         return err if flat else _unravel_np(self.spec, err)
 
     def _sensitivity(self, vflat: jax.Array, hessian: str, *, quadratic: bool) -> np.ndarray:
-        dyn, static = _partition(self.loss_fn)
+        dyn, static = partition(self.loss_fn)
         args = (
             static,
             dyn,
@@ -1032,15 +1041,52 @@ class AdversarialPoint:
             raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
         if solver not in ("cg", "dense"):
             raise ValueError(f"solver={solver!r} is not allowed; allowed: 'cg', 'dense'")
-        dyn, static = _partition(self.loss_fn)
+        dyn, static = partition(self.loss_fn)
         Minv = self._minv() if (hessian == "total" and solver == "dense") else None
         args = (static, dyn, self.spec, self.params, self.X, self.y, self.delta, self.kkt, Minv)
         cg_maxiter = self.cg_maxiter
 
         def mv(v):
-            return _apply_jit(*args, v, hessian=hessian, cg_maxiter=cg_maxiter)
+            return apply_matvec_jit(*args, v, hessian=hessian, cg_maxiter=cg_maxiter)
 
         return mv
+
+    def eigen_error(
+        self, vec: Any, *, hessian: str = "total", key: jax.Array | None = None
+    ) -> EigenError:
+        r"""The error parts of an eigen-estimate whose eigenvector is ``vec`` (flat, (P,)):
+        an :class:`EigenError` ``(operator, attack, exact, scale)``.
+
+        ``operator``: the rounding of the Hessian-vector products, :math:`\|E\|_2`
+        (:meth:`_operator_error`) from the per-example :math:`\|H_i\|_F` — exact from all
+        P columns for P ≤ :data:`FROBENIUS_MAX_P`, else Hutchinson estimates from
+        ``key``; ``attack``: the eigenvalue's first-order sensitivity to the attack's
+        error, :math:`\operatorname{mean}_i \|P_i\nabla_{\delta_i}(v^\top H_i v)\|\,
+        \|\hat\delta_i - \delta_i^*\|` (one batch reverse pass); ``exact``: whether the
+        scales behind ``operator`` are exact (see :class:`EigenEstimate`); ``scale``: the
+        mean per-example :math:`\|H_i\|_F` (≥ :math:`\|\nabla^2 L\|_2`)."""
+        key = jax.random.PRNGKey(0) if key is None else key
+        exact = self.dim <= FROBENIUS_MAX_P
+        frob = self._frobenius(hessian) if exact else self._frobenius_estimate(hessian, key)
+        operator = float(self._operator_error(hessian, frob))
+        if hessian == "total":
+            exact = exact and self._hxt_exact()
+        derr = self.delta_errors()
+        attack = 0.0
+        if np.any(derr > 0):
+            sens = self._sensitivity(jnp.asarray(vec), hessian, quadratic=True)
+            attack = float(mean_product(sens, derr))
+        return EigenError(operator, attack, bool(exact), float(np.mean(frob)))
+
+    def uncached(self) -> AdversarialPoint:
+        """This point with an empty cache of derived quantities (what is computed on the
+        copy is dropped with it)."""
+        return dataclasses.replace(self, _cache={})
+
+    def factorisation(self) -> jax.Array:
+        """The per-example factorised tangent solves :math:`A_i^+P_i`, (n, d, d) (cached):
+        what ``matvec(solver="dense")`` multiplies by."""
+        return self._minv()
 
     def _solver(self, solver: str) -> str:
         if solver not in ("auto", "cg", "dense"):
@@ -1087,7 +1133,7 @@ class AdversarialPoint:
         key = jax.random.PRNGKey(0) if key is None else key
         k_start, k_probe = jax.random.split(key)
         v0 = jax.random.normal(k_start, (P,), dtype=self.dtype)
-        dyn, static = _partition(self.loss_fn)
+        dyn, static = partition(self.loss_fn)
         Minv = self._minv() if (hessian == "total" and solver == "dense") else None
         res = _eig_jit(
             static,
@@ -1114,17 +1160,7 @@ class AdversarialPoint:
             )
         else:
             value, krylov, vec, steps = res.eigenvalue, res.residual, res.vector, num_steps
-        # the per-example ‖H_i‖_F behind the operator's rounding: exact from all P columns
-        # (P ≤ FROBENIUS_MAX_P), else a Hutchinson estimate
-        exact = P <= FROBENIUS_MAX_P
-        frob = self._frobenius(hessian) if exact else self._frobenius_estimate(hessian, k_probe)
-        operator = self._operator_error(hessian, frob)
-        if hessian == "total":
-            exact = exact and self._hxt_exact()
-        derr = self._delta_errors()
-        attack = 0.0
-        if np.any(derr > 0):
-            attack = float(_mean_product(self._sensitivity(vec, hessian, quadratic=True), derr))
+        operator, attack, exact, _ = self.eigen_error(vec, hessian=hessian, key=k_probe)
         rounding = float(res.rounding)
         krylov = float(krylov)
         bound = krylov + rounding + operator + attack
@@ -1142,13 +1178,15 @@ class AdversarialPoint:
         )
 
 
-def _apply(static, dyn, spec, params, X, y, delta, c, Minv, v, hessian, cg_maxiter):
+def apply_matvec(static, dyn, spec, params, X, y, delta, c, Minv, v, hessian, cg_maxiter):
     mv = _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, hessian, Minv)
     return mv(v)
 
 
 # the point's arrays enter as arguments (never as constants baked into the program)
-_apply_jit = jax.jit(_apply, static_argnames=("static", "spec", "hessian", "cg_maxiter"))
+apply_matvec_jit = jax.jit(
+    apply_matvec, static_argnames=("static", "spec", "hessian", "cg_maxiter")
+)
 
 
 _POINT_ARRAYS = (
@@ -1168,7 +1206,7 @@ _POINT_ARRAYS = (
 
 
 def _point_flatten(pt: AdversarialPoint):
-    dyn, static = _partition(pt.loss_fn)
+    dyn, static = partition(pt.loss_fn)
     children = (dyn, *(getattr(pt, f) for f in _POINT_ARRAYS))
     return children, (static, pt.p, pt.reasons, pt.cg_maxiter, pt.dense)
 
@@ -1177,7 +1215,7 @@ def _point_unflatten(aux, children) -> AdversarialPoint:
     static, p, reasons, cg_maxiter, dense = aux
     dyn, *arrays = children
     return AdversarialPoint(
-        loss_fn=_combine(dyn, static),
+        loss_fn=combine(dyn, static),
         p=p,
         reasons=reasons,
         cg_maxiter=cg_maxiter,
@@ -1222,7 +1260,7 @@ def _unravel_np(spec: _RavelSpec, flat: np.ndarray) -> Any:
     return jax.tree.unflatten(spec.treedef, out)
 
 
-def _mean_product(sens: np.ndarray, derr: np.ndarray) -> np.ndarray:
+def mean_product(sens: np.ndarray, derr: np.ndarray) -> np.ndarray:
     """:math:`\\operatorname{mean}_i s_i e_i` over the leading axis, with 0·∞ = 0 (a vertex or
     an insensitive entry does not move however large the δ error)."""
     derr = np.asarray(derr, dtype=np.float64).reshape((-1,) + (1,) * (np.ndim(sens) - 1))
@@ -1231,7 +1269,7 @@ def _mean_product(sens: np.ndarray, derr: np.ndarray) -> np.ndarray:
     return np.mean(prod, axis=0)
 
 
-def _attack(loss_fn, params, X, y, eps, p, attack, attack_options) -> AttackResult:
+def solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options) -> AttackResult:
     if attack is not None:
         if not isinstance(attack, AttackResult):
             raise ValueError(f"attack must be an advlip.attacks.AttackResult, got {type(attack)}")
@@ -1253,8 +1291,8 @@ def _attack(loss_fn, params, X, y, eps, p, attack, attack_options) -> AttackResu
         # the ball for a higher value than its maximisers now
         eps_arr = jnp.asarray(np.asarray(eps, dtype=np.asarray(att.eps).dtype))
         key = attack_options.get("key")
-        cands, vals = _screen(loss_fn, params, X, y, eps_arr, p, key, att.delta[:, None, :])
-        att = _mark_beaten(loss_fn, params, X, y, att, cands, vals)
+        cands, vals = screen(loss_fn, params, X, y, eps_arr, p, key, att.delta[:, None, :])
+        att = mark_beaten(loss_fn, params, X, y, att, cands, vals)
     return att
 
 
@@ -1326,13 +1364,13 @@ def linearize(
             progress=progress,
             **attack_options,
         )
-    loss_fn, params, X, y, p, dt = _prepare(loss_fn, params, X, y, eps, p)
-    att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
+    loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
+    att = solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options)
     n, d = X.shape
     eps_arr = jnp.asarray(np.asarray(eps, dtype=dt))
     lo, hi, bound = att.tangent_min, att.tangent_max, att.tangent_bound
-    k_grad = _cached_ops("grad", loss_fn, params, X[0], y[0])
-    status, derr, mult_tol, so_tol, e_g, lam_lo = _status(att, d, k_grad)
+    k_grad = cached_ops("grad", loss_fn, params, X[0], y[0])
+    status, derr, mult_tol, so_tol, e_g, lam_lo = example_status(att, d, k_grad)
     reasons: tuple[str, ...] = ()
     if not is_traced(status):
         status, derr = np.asarray(status), np.asarray(derr)
@@ -1353,13 +1391,13 @@ def linearize(
         status=status,
         reasons=reasons,
         cg_maxiter=cg_maxiter,
-        dense=_dense_choice(attack_options.get("x_solver", "auto"), d),
+        dense=dense_choice(attack_options.get("x_solver", "auto"), d),
         grad_rounding=e_g,
         tangent_lower=lam_lo,
     )
 
 
-def _status(att: AttackResult, d: int, k_grad: int):
+def example_status(att: AttackResult, d: int, k_grad: int):
     """Per-example status (index into :data:`STATUS`), the δ error bound, the two
     thresholds, the gradient's rounding and the curvature's lower bound; jnp throughout,
     so it also runs under ``jit`` (see :func:`linearize`). Every γ is in the working dtype."""
@@ -1528,8 +1566,8 @@ def adversarial_loss(
         >>> bool(abs(L - closed) <= tolerance.gamma(64, L.dtype) * abs(closed))
         True
     """
-    params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
-    att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
+    params, X, y, p = check_problem(loss_fn, params, X, y, eps, p)
+    att = solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options)
     att.require_maximiser()
     return jnp.mean(att.loss)
 
@@ -1553,8 +1591,8 @@ def danskin_grad(
     Valid where the maximiser is unique (Danskin's theorem); raises if the attack
     did not converge or another start beat its maximiser.
     """
-    params, X, y, p = _check_problem(loss_fn, params, X, y, eps, p)
-    att = _attack(loss_fn, params, X, y, eps, p, attack, attack_options)
+    params, X, y, p = check_problem(loss_fn, params, X, y, eps, p)
+    att = solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options)
     att.require_maximiser()
     return att.danskin_grad
 
@@ -1756,7 +1794,7 @@ _ravel_jit = jax.jit(_ravel)
 
 
 def _abs_grads(static, dyn, params, X, y, delta):
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     g = jax.vmap(lambda x, yi, dl: _ravel(jax.grad(loss_fn)(params, x + dl, yi)))(X, y, delta)
     return jnp.mean(jnp.abs(g), axis=0)
 
@@ -1767,7 +1805,7 @@ _abs_grads_jit = jax.jit(_abs_grads, static_argnames=("static",))
 def _hxt_norms(static, dyn, params, X, y, delta):
     """Per-example Frobenius norm of :math:`H_{\\theta x}` (d forward passes of the θ-gradient
     per example; examples in ``lax.map`` chunks of bounded memory)."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     n, d = X.shape
     P = _ravel(params).shape[0]
 
@@ -1786,7 +1824,7 @@ _hxt_norms_jit = jax.jit(_hxt_norms, static_argnames=("static",))
 def _hxt_probe(static, dyn, spec, params, X, y, delta, probes):
     """Per example a Hutchinson estimate of :math:`\\|H_{x\\theta}\\|_F` from Rademacher
     ``probes`` (m, P): one batch θ pass each (row i of R is :math:`H^i_{x\\theta}z`)."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     Z = X + delta
 
     def sq(pr):
@@ -1819,7 +1857,7 @@ def resolve_grads(
     if thetas.ndim != 2 or thetas.shape[1] != point.dim:
         raise ValueError(f"thetas must have shape (B, {point.dim}), got {thetas.shape}")
     n, d = point.X.shape
-    cfg = _Config(
+    cfg = AttackConfig(
         cg_maxiter=point.cg_maxiter,
         restarts=1,
         random_start=False,
@@ -1832,7 +1870,7 @@ def resolve_grads(
     out: dict[str, list] = {k: [] for k in ("values", "grads", "residual", "gap", "kind", "delta")}
     for theta in thetas:
         params = _unravel_jit(point.spec, np.asarray(theta, dtype=point.dtype))
-        att = _run(
+        att = run_attack(
             point.loss_fn,
             params,
             point.X,
@@ -1910,10 +1948,10 @@ def fd_hessian(
     # the gradient it was computed from
     r_true = rmax + np.asarray(point.grad_rounding, dtype=np.float64)
     grad_error = point.gradient_error(r_true)
-    derr = point._delta_errors(r_true)
+    derr = point.delta_errors(r_true)
     # a δ off by e with true residual r loses at most r·e/2 of the value
     attack_v = float(np.mean(np.maximum(gap.max(axis=0), 0.0) + _mean_terms(r_true, derr)))
-    k_val = _cached_ops("value", loss_fn, params, point.X[0], point.y[0]) + n
+    k_val = cached_ops("value", loss_fn, params, point.X[0], point.y[0]) + n
     value_error = tolerance.gamma(k_val, dt) * float(np.abs(vals).max()) + attack_v
     changed = bool((kind != np.asarray(point.kkt.kind)[None, :]).any())
     return FDHessian(

@@ -155,7 +155,7 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, jax.Array | np.ndarray | np.generic)
 
 
-def _partition(fn: Any) -> tuple[list, _Static]:
+def partition(fn: Any) -> tuple[list, _Static]:
     """Split a callable into array leaves (traced under jit) and the rest (static), as
     ``equinox.filter_jit`` does: a pytree loss with an array field (say κ) is then
     compiled once for every value of that field."""
@@ -173,7 +173,7 @@ def _partition(fn: Any) -> tuple[list, _Static]:
     return dyn, _Static(treedef, static)
 
 
-def _combine(dyn: list, static: _Static) -> Any:
+def combine(dyn: list, static: _Static) -> Any:
     leaves = [s if d is None else d for d, s in zip(dyn, static.leaves, strict=True)]
     return jax.tree.unflatten(static.treedef, leaves)
 
@@ -308,7 +308,7 @@ def _working_dtype(params: Any, X: jax.Array) -> np.dtype:
     return dt
 
 
-def _prepare(loss_fn, params, X, y, eps, p):
+def prepare_problem(loss_fn, params, X, y, eps, p):
     """Validate a problem; returns ``(loss_fn, params, X, y, p, dtype)`` in canonical form:
     every floating array (the loss's own fields included) in the working dtype."""
     p = _check_p_supported(p)
@@ -326,9 +326,9 @@ def _prepare(loss_fn, params, X, y, eps, p):
     return loss_fn, params, _strong(X), _strong(y), p, dt
 
 
-def _check_problem(loss_fn, params, X, y, eps, p):
-    """Validate a problem; returns ``(params, X, y, p)`` in canonical form (see :func:`_prepare`)."""
-    _, params, X, y, p, _ = _prepare(loss_fn, params, X, y, eps, p)
+def check_problem(loss_fn, params, X, y, eps, p):
+    """Validate a problem; returns ``(params, X, y, p)`` in canonical form (see :func:`prepare_problem`)."""
+    _, params, X, y, p, _ = prepare_problem(loss_fn, params, X, y, eps, p)
     return params, X, y, p
 
 
@@ -367,7 +367,7 @@ class KKT(NamedTuple):
     kind: jax.Array
 
 
-def _kkt_one(delta: jax.Array, g: jax.Array, eps: jax.Array, p: float) -> KKT:
+def face_certificate(delta: jax.Array, g: jax.Array, eps: jax.Array, p: float) -> KKT:
     d = delta.shape[0]
     dt = delta.dtype
     inf = jnp.asarray(jnp.inf, dtype=dt)
@@ -491,8 +491,10 @@ def kkt(delta: ArrayLike, grad_x: ArrayLike, *, eps: ArrayLike, p: float) -> KKT
     return _kkt_batch_jit(delta, grad_x, eps, p)
 
 
-_kkt_jit = jax.jit(_kkt_one, static_argnames=("p",))
-_kkt_batch_jit = jax.jit(jax.vmap(_kkt_one, in_axes=(0, 0, None, None)), static_argnums=(3,))
+_kkt_jit = jax.jit(face_certificate, static_argnames=("p",))
+_kkt_batch_jit = jax.jit(
+    jax.vmap(face_certificate, in_axes=(0, 0, None, None)), static_argnums=(3,)
+)
 
 
 def tangent_project(c: KKT, v: jax.Array) -> jax.Array:
@@ -533,7 +535,7 @@ def _p_index(p: float) -> int:
 
 
 def _kkt_any(delta, g, eps, pidx) -> KKT:
-    branches = [lambda a, b, e, q=q: _kkt_one(a, b, e, q) for q in _P_ORDER]
+    branches = [lambda a, b, e, q=q: face_certificate(a, b, e, q) for q in _P_ORDER]
     return lax.switch(pidx, branches, delta, g, eps)
 
 
@@ -581,7 +583,7 @@ def _sample(rng: np.random.Generator, shape: tuple[int, ...], eps: float, p: flo
     return eps * sgn * e[..., :d] / e.sum(axis=-1, keepdims=True)
 
 
-class _Config(NamedTuple):
+class AttackConfig(NamedTuple):
     """Static (shape-determining) options of the compiled attack; the phase lengths are
     traced, so one compiled program serves every ``steps``/``refine_steps``/``newton_steps``."""
 
@@ -592,7 +594,7 @@ class _Config(NamedTuple):
     dense: bool  # solve the d×d systems in x densely (small d) rather than by CG/Lanczos
 
 
-def _solve_one(loss_fn, params, x, y, delta0, eps, pidx, alpha, counts, cfg: _Config):
+def _solve_one(loss_fn, params, x, y, delta0, eps, pidx, alpha, counts, cfg: AttackConfig):
     """All three phases from one start, for one example; ``counts`` = (steps, refine, newton),
     ``pidx`` the index of p in ``(1, 2, ∞)``.
 
@@ -696,7 +698,7 @@ def _solve_one(loss_fn, params, x, y, delta0, eps, pidx, alpha, counts, cfg: _Co
 def _pgd_batch(
     static, dyn, params, X, y, starts, eps, alpha, counts, start_vec, pidx, rtol, atol, cfg
 ):
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     n, d = X.shape
     R = cfg.restarts
     # every (example, start) pair is one row of a single batch: no nested vmap
@@ -728,9 +730,7 @@ def _pgd_batch(
     lo, hi, bound, g0 = jax.vmap(analyse)(X, y, delta, c)
     # the Danskin gradient: one batch reverse pass (no per-example θ-space gradients)
     Z = X + delta
-    gth = jax.grad(lambda th: jnp.mean(jax.vmap(lambda z, yi: loss_fn(th, z, yi))(Z, y)))(
-        params
-    )
+    gth = jax.grad(lambda th: jnp.mean(jax.vmap(lambda z, yi: loss_fn(th, z, yi))(Z, y)))(params)
     tol = atol + rtol * g0
     return delta, val, g, best, spread, c, tol, c.residual <= tol, lo, hi, bound, gth
 
@@ -875,13 +875,15 @@ class AttackResult:
         )
 
 
-def _run(loss_fn, params, X, y, starts, eps_arr, alpha, counts, p, cfg, rtol, atol) -> AttackResult:
+def run_attack(
+    loss_fn, params, X, y, starts, eps_arr, alpha, counts, p, cfg, rtol, atol
+) -> AttackResult:
     """The compiled attack without validation (callers have validated). Host-side
     arguments go in as NumPy values of the working dtype (that of ``X``), so no small
     eager program is compiled here and nothing is promoted to float64."""
     n, d = X.shape
     dt = np.dtype(X.dtype)
-    dyn, static = _partition(loss_fn)
+    dyn, static = partition(loss_fn)
     out = _pgd_jit(
         static,
         dyn,
@@ -932,7 +934,7 @@ SCREEN_L1_TOP = 32
 SCREEN_STEPS = 32
 
 
-def _dense_choice(x_solver: str, d: int) -> bool:
+def dense_choice(x_solver: str, d: int) -> bool:
     if x_solver not in ("auto", "dense", "cg"):
         raise ValueError(f"x_solver={x_solver!r} is not allowed; allowed: 'auto', 'dense', 'cg'")
     return x_solver == "dense" or (x_solver == "auto" and d <= DENSE_MAX_D)
@@ -945,7 +947,7 @@ def _screen_batch(static, dyn, params, X, y, extra, rand, eps, p):
     """Candidate perturbations per example after a short ascent, and the loss at each,
     ``(n, C, d)`` and ``(n, C)``: ``extra`` (the starts), then the structured points of
     the norm, then ``rand`` (random points of the ball)."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     n, d = X.shape
     dt = X.dtype
     gx = jax.grad(loss_fn, argnums=1)
@@ -997,13 +999,13 @@ def _screen_batch(static, dyn, params, X, y, extra, rand, eps, p):
 _screen_jit = jax.jit(_screen_batch, static_argnames=("static", "p"))
 
 
-def _screen(loss_fn, params, X, y, eps_arr, p, key, extra) -> tuple[jax.Array, jax.Array]:
+def screen(loss_fn, params, X, y, eps_arr, p, key, extra) -> tuple[jax.Array, jax.Array]:
     """``(candidates (n, C, d), values (n, C))``: ``extra`` (n, R, d) first. Runs under
     ``jit`` too (``key`` and ``eps`` must be concrete: the random points are drawn on the host)."""
     n, d = X.shape
     dt = np.dtype(X.dtype)
     rand = _sample(_np_rng(key, 7), (n, SCREEN_RANDOM, d), float(eps_arr), p).astype(dt)
-    dyn, static = _partition(loss_fn)
+    dyn, static = partition(loss_fn)
     return _screen_jit(
         static, dyn, params, X, y, _as_dtype(extra, dt), rand, np.asarray(eps_arr, dtype=dt), p=p
     )
@@ -1036,7 +1038,7 @@ def _pick(cands: jax.Array, vals: jax.Array, starts: jax.Array, m: int) -> jax.A
     return jnp.take_along_axis(ranked, sel[..., None], axis=1)
 
 
-def _mark_beaten(loss_fn, params, X, y, att: AttackResult, cands, vals) -> AttackResult:
+def mark_beaten(loss_fn, params, X, y, att: AttackResult, cands, vals) -> AttackResult:
     """Attach ``value_error``, ``best_other`` and ``beaten`` to an attack (jnp only)."""
     finite = jnp.where(jnp.isfinite(vals), vals, -jnp.inf)
     j = jnp.argmax(finite, axis=1)
@@ -1119,9 +1121,9 @@ def _count_jaxpr(jaxpr) -> int:
 _OPS: dict[Any, int] = {}
 
 
-def _cached_ops(kind: str, loss_fn, params, x, y) -> int:
+def cached_ops(kind: str, loss_fn, params, x, y) -> int:
     """:func:`count_ops` of one example's gradient / Hessian / value, cached by structure."""
-    _, static = _partition(loss_fn)
+    _, static = partition(loss_fn)
     leaves, treedef = jax.tree.flatten(params)
     spec = (treedef, tuple((tuple(np.shape(a)), str(jnp.asarray(a).dtype)) for a in leaves))
     key = (kind, static, spec, tuple(np.shape(x)), tuple(np.shape(y)))
@@ -1148,7 +1150,7 @@ def _grad_ops(loss_fn, params, x, y) -> int:
 
 def _value_scale(static, dyn, params, X, y, delta):
     r"""Per example :math:`|\ell| + \sum|\partial_\theta\ell||\theta| + \sum|\partial_z\ell||z|`."""
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
 
     def one(x, yi, dl):
         z = x + dl
@@ -1166,10 +1168,10 @@ _value_scale_jit = jax.jit(_value_scale, static_argnames=("static",))
 
 
 def _loss_error(loss_fn, params, X, y, delta) -> jax.Array:
-    dyn, static = _partition(loss_fn)
+    dyn, static = partition(loss_fn)
     scale = _value_scale_jit(static, dyn, params, X, y, _as_dtype(delta, np.dtype(X.dtype)))
     # k: the ops of one evaluation of ℓ, plus the sum z = x + δ
-    k = _cached_ops("value", loss_fn, params, X[0], y[0]) + 1
+    k = cached_ops("value", loss_fn, params, X[0], y[0]) + 1
     return tolerance.gamma(k, X.dtype) * scale
 
 
@@ -1188,7 +1190,7 @@ def loss_error(
     :math:`\gamma_k` (k counts every operation) bounds the error. Two values differ
     significantly only when they differ by more than the sum of their bounds.
     """
-    loss_fn, params, X, y, _, dt = _prepare(loss_fn, params, X, y, 0.0, 2.0)
+    loss_fn, params, X, y, _, dt = prepare_problem(loss_fn, params, X, y, 0.0, 2.0)
     delta = jnp.asarray(delta)
     if delta.shape != X.shape:
         raise ValueError(f"delta must have the shape of X, {X.shape}, got {delta.shape}")
@@ -1299,7 +1301,7 @@ def pgd(
                 "structured_starts": structured_starts,
             },
         )
-    loss_fn, params, X, y, p, dt = _prepare(loss_fn, params, X, y, eps, p)
+    loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
     n, d = X.shape
     counts = [
         check_positive_int("steps", steps, minimum=0),
@@ -1333,22 +1335,22 @@ def pgd(
         starts = rnd if random_start else np.concatenate([starts, rnd[:, 1:]], axis=1)
     screened = None
     if structured > 0 and float(eps_arr) > 0:
-        cands, vals = _screen(loss_fn, params, X, y, eps_arr, p, key, starts)
+        cands, vals = screen(loss_fn, params, X, y, eps_arr, p, key, starts)
         extra = _pick(cands, vals, _as_dtype(starts, dt), structured)
         starts = jnp.concatenate([jnp.asarray(starts), extra], axis=1)
         screened = (cands, vals)
-    cfg = _Config(
+    cfg = AttackConfig(
         cg_maxiter=check_positive_int(
             "cg_maxiter", 2 * d + 5 if cg_maxiter is None else cg_maxiter
         ),
         restarts=starts.shape[1],
         random_start=bool(random_start),
         lanczos_steps=min(d, 64),
-        dense=_dense_choice(x_solver, d),
+        dense=dense_choice(x_solver, d),
     )
-    att = _run(loss_fn, params, X, y, starts, eps_arr, alpha, counts, p, cfg, rtol, atol)
+    att = run_attack(loss_fn, params, X, y, starts, eps_arr, alpha, counts, p, cfg, rtol, atol)
     if screened is not None:
-        return _mark_beaten(loss_fn, params, X, y, att, *screened)
+        return mark_beaten(loss_fn, params, X, y, att, *screened)
     if structured > 0:  # ε = 0: the ball is a point, nothing can be higher
         return dataclasses.replace(
             att,
@@ -1401,7 +1403,7 @@ def _light_one(loss_fn, params, x, y, delta0, eps, alpha, steps, p):
 
 
 def _light_batch(dyn, params, X, y, delta0, eps, step_size, steps, *, static, p):
-    loss_fn = _combine(dyn, static)
+    loss_fn = combine(dyn, static)
     # Madry et al.'s step 2.5ε/steps, computed in the program so steps and ε stay traced
     alpha = 2.5 * eps / jnp.maximum(steps, 1) if step_size is None else step_size
     run = jax.vmap(lambda x, yi, d0: _light_one(loss_fn, params, x, yi, d0, eps, alpha, steps, p))
@@ -1437,7 +1439,7 @@ def _pgd_light(loss_fn, params, X, y, *, eps, p, mode, steps, step_size, init, c
             "and init only (the other options belong to the certified phases); allowed: "
             "leave them at their defaults, or use mode='certified'"
         )
-    loss_fn, params, X, y, p, dt = _prepare(loss_fn, params, X, y, eps, p)
+    loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
     if is_traced(steps):
         if np.shape(steps) != () or not jnp.issubdtype(jnp.result_type(steps), jnp.integer):
             raise ValueError(f"steps must be an integer scalar, got a traced {steps}")
@@ -1454,7 +1456,7 @@ def _pgd_light(loss_fn, params, X, y, *, eps, p, mode, steps, step_size, init, c
             raise ValueError(f"init must have the shape of X, {X.shape}, got {delta0.shape}")
         check_finite("init", delta0)
         delta0 = delta0.astype(dt)
-    dyn, static = _partition(loss_fn)
+    dyn, static = partition(loss_fn)
     delta, loss = _light_jit(
         dyn,
         params,

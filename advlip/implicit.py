@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from advlip.attacks import _cached_ops, _dense_choice, _kkt_one, _prepare
+from advlip.attacks import cached_ops, dense_choice, face_certificate, prepare_problem
 from advlip.tangent import TangentOperator
 
 __all__ = ["Maximiser", "maximiser", "adversarial_loss"]
@@ -128,17 +128,17 @@ def maximiser(
     """
     from advlip import adversarial  # the attack screen and the status live there
 
-    loss_fn, params, X, y, p, dt = _prepare(loss_fn, params, X, y, eps, p)
+    loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
     n, d = X.shape
     eps_arr = jnp.asarray(np.asarray(eps, dtype=dt)) if not _traced(eps) else eps
-    dense = _dense_choice(attack_options.get("x_solver", "auto"), d)
+    dense = dense_choice(attack_options.get("x_solver", "auto"), d)
     cg_maxiter = 2 * d + 5 if cg_maxiter is None else int(cg_maxiter)
-    k_grad = _cached_ops("grad", loss_fn, params, X[0], y[0])
+    k_grad = cached_ops("grad", loss_fn, params, X[0], y[0])
 
     @jax.custom_jvp
     def solve(theta, Xp):
-        att = adversarial._attack(loss_fn, theta, Xp, y, eps, p, None, attack_options)
-        status = adversarial._status(att, d, k_grad)[0].astype(jnp.int32)
+        att = adversarial.solve_attack(loss_fn, theta, Xp, y, eps, p, None, attack_options)
+        status = adversarial.example_status(att, d, k_grad)[0].astype(jnp.int32)
         delta = jax.lax.stop_gradient(att.delta)
         if strict:
             S = adversarial.Status
@@ -158,7 +158,7 @@ def maximiser(
         # the face re-derived from δ (not read from the attack) so that every order of
         # derivative sees P and μ move with δ
         G = jax.vmap(lambda z, yi: jax.grad(loss_fn, argnums=1)(theta, z, yi))(Z, y)
-        faces = jax.vmap(lambda dl, g: _kkt_one(dl, g, eps_arr, p))(delta, G)
+        faces = jax.vmap(lambda dl, g: face_certificate(dl, g, eps_arr, p))(delta, G)
         # R = H_xθ dθ + H_xx dX: one batch forward-over-reverse pass of the Z-gradient
         grad_z = jax.grad(_summed(loss_fn, y), argnums=1)
         R = jax.jvp(grad_z, (theta, Z), (dtheta, dX))[1]
@@ -186,6 +186,6 @@ def adversarial_loss(
 ) -> jax.Array:
     r""":math:`L(\theta) = \operatorname{mean}_i \ell(x_i + \delta_i^*(\theta), y_i; \theta)`,
     differentiable by JAX to every order through the attack (:func:`maximiser`)."""
-    loss_fn, params, X, y, p, _ = _prepare(loss_fn, params, X, y, eps, p)
+    loss_fn, params, X, y, p, _ = prepare_problem(loss_fn, params, X, y, eps, p)
     m = maximiser(loss_fn, params, X, y, eps=eps, p=p, strict=strict, **attack_options)
     return jnp.mean(jax.vmap(lambda z, yi: loss_fn(params, z, yi))(X + m.delta, y))

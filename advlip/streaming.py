@@ -83,12 +83,12 @@ def _stream_apply(static, dyn, spec, params, full, last, w_full, w_last, v, hess
     (a ``lax.scan``: one batch's memory, one compilation for any number of batches) or
     None; ``last``: the shorter last batch or None. ``Minv`` is the factorised tangent
     solve (n_b, d, d) of ``solver="dense"``, or None (CG). Each batch's product is the
-    one-batch program's (``advlip.adversarial._apply``)."""
+    one-batch program's (``advlip.adversarial.apply_matvec``)."""
     from advlip import adversarial
 
     def batch(data):
         X, y, delta, c, Minv = data
-        return adversarial._apply(
+        return adversarial.apply_matvec(
             static, dyn, spec, params, X, y, delta, c, Minv, v, hessian, cg_maxiter
         )
 
@@ -414,7 +414,7 @@ class StreamedPoint:
 
         def data(pt):
             # the factorisation is rebuilt here, not cached in the kept batch (O(n_b·d²))
-            minv = _without_cache(pt)._minv() if dense else None
+            minv = pt.uncached().factorisation() if dense else None
             return (pt.X, pt.y, pt.delta, pt.kkt, minv)
 
         full = (
@@ -426,7 +426,7 @@ class StreamedPoint:
         dt = self.dtype
         w_full = jnp.asarray(self.batch_size / self.n, dtype=dt)
         w_last = jnp.asarray(self._weights[-1], dtype=dt)
-        dyn, static = adversarial._partition(self.loss_fn)
+        dyn, static = adversarial.partition(self.loss_fn)
         return static, dyn, pts[0].spec, self.params, full, last, w_full, w_last
 
     def _solver(self, solver: str) -> str:
@@ -544,8 +544,8 @@ class StreamedPoint:
 
 # --------------------------------------------------------------------------- per-batch internals
 #
-# The only places this module reads AdversarialPoint's internals: the per-batch error
-# parts of an eigen-estimate, the factorised tangent solve, and the per-batch product.
+# Per batch: the error parts of an eigen-estimate, the factorised tangent solve and
+# the product, through AdversarialPoint's public methods.
 
 
 def _batch_parts(
@@ -554,27 +554,8 @@ def _batch_parts(
     """One batch's error parts for an eigen-estimate at the eigenvector ``vec``:
     ``(E_b, S_b, a_b, exact)`` — its operator error, its mean per-example Frobenius norm,
     its attack part and whether its scales are exact — as the one-batch method takes them."""
-    from advlip import adversarial
-
-    exact = pt.dim <= adversarial.FROBENIUS_MAX_P
-    frob = pt._frobenius(hessian) if exact else pt._frobenius_estimate(hessian, k_probe)
-    op = float(pt._operator_error(hessian, frob))
-    if hessian == "total":
-        exact = exact and pt._hxt_exact()
-    derr = pt._delta_errors()
-    attack = 0.0
-    if np.any(derr > 0):
-        sens = pt._sensitivity(vec, hessian, quadratic=True)
-        attack = float(adversarial._mean_product(sens, derr))
-    return op, float(np.mean(frob)), attack, bool(exact)
-
-
-def _without_cache(pt: AdversarialPoint) -> AdversarialPoint:
-    """The batch's point with an empty cache of its own (what is computed on it is dropped
-    with it)."""
-    if "_cache" in {f.name for f in dataclasses.fields(pt)}:
-        return dataclasses.replace(pt, _cache={})
-    return pt
+    op, attack, exact, scale = pt.eigen_error(vec, hessian=hessian, key=k_probe)
+    return op, scale, attack, exact
 
 
 def _merge_summaries(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -616,9 +597,7 @@ def _slim(pt: AdversarialPoint, params: Any, loss_fn: Any) -> AdversarialPoint:
         changes["params"] = params
     if "loss_fn" in names:
         changes["loss_fn"] = loss_fn
-    if "_cache" in names:
-        changes["_cache"] = {}
-    return dataclasses.replace(pt, **changes)
+    return dataclasses.replace(pt, **changes).uncached()
 
 
 def _scaled(w: jax.Array, tree: Any) -> Any:

@@ -139,8 +139,8 @@ def _batched_fd(pt: adversarial.AdversarialPoint, h: float):
     thetas = jnp.asarray(
         np.asarray(flat0)[None, :] + np.concatenate([h * eye, -h * eye, 2 * h * eye, -2 * h * eye])
     )
-    dyn, static = attacks._partition(pt.loss_fn)
-    cfg = attacks._Config(pt.cg_maxiter, 1, False, min(d, 64), pt.dense)
+    dyn, static = attacks.partition(pt.loss_fn)
+    cfg = attacks.AttackConfig(pt.cg_maxiter, 1, False, min(d, 64), pt.dense)
     starts = pt.delta[:, None, :]
     args = (
         jnp.asarray(pt.eps),
@@ -170,7 +170,7 @@ def _batched_fd(pt: adversarial.AdversarialPoint, h: float):
 
 def _implicit(pt: adversarial.AdversarialPoint):
     """The implicit route's compiled work: per-example dense blocks and the d×d solve."""
-    dyn, static = adversarial._partition(pt.loss_fn)
+    dyn, static = adversarial.partition(pt.loss_fn)
     theta = ravel_pytree(pt.params)[0]
     f = adversarial._blocks_jit
 

@@ -124,9 +124,9 @@ def test_the_solve_differentiates_implicitly(solver):
     assert np.linalg.norm(d1 - d2) <= tol
     # and reverse mode (the transpose of the solve) agrees with forward mode
     g = np.asarray(jax.grad(lambda H: jnp.vdot(via_operator(H), b))(H0))
-    assert abs(float(np.sum(g * np.asarray(E))) - float(d1 @ np.asarray(b))) <= tol * np.linalg.norm(
-        np.asarray(b)
-    )
+    assert abs(
+        float(np.sum(g * np.asarray(E))) - float(d1 @ np.asarray(b))
+    ) <= tol * np.linalg.norm(np.asarray(b))
 
 
 def test_delta_error_bounds_distance_and_refuses_no_curvature():

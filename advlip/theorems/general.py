@@ -468,7 +468,7 @@ def check_gen_linf_vertex(config: CheckConfig, *, planted: str | None = None) ->
     predicted = np.einsum("nip,ni->p", Hxt, ddelta) / n
     if planted == "no_jump":
         predicted = np.zeros_like(predicted)
-    k_h = adversarial._cached_ops("hessian", _LOSS, theta0, X[0], y[0]) + D + n
+    k_h = adversarial.cached_ops("hessian", _LOSS, theta0, X[0], y[0]) + D + n
     pred_err = tolerance.gamma(k_h) * np.einsum("nip,ni->p", np.abs(Hxt), np.abs(ddelta)) / n
     # Richardson on J(t) = J0 + a t + b t² + …: J_R(t) = 2J(t) − J(2t) = J0 + O(t²)
     JR0 = 2.0 * J[0] - J[1]
@@ -583,7 +583,7 @@ def check_gen_flatness(config: CheckConfig, *, planted: str | None = None) -> Ch
         nai = pt.top_eigenvalue(hessian="naive")
         formula = float(loss.lambda_max(params, y))
         s = float(loss.curvature_of_c(params, y))
-        k = adversarial._cached_ops("hessian", loss, params, X[0], y[0]) + pt.cg_maxiter * 4 * D + n
+        k = adversarial.cached_ops("hessian", loss, params, X[0], y[0]) + pt.cg_maxiter * 4 * D + n
         tol = float(tot.bound) + tolerance.gamma(k) * (1.0 / kappa + s)
         tol_n = float(nai.bound) + tolerance.gamma(k) * s
         measured = float(nai.value) if planted == "naive" else float(tot.value)
