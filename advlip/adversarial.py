@@ -1549,14 +1549,22 @@ def adversarial_loss(
     eps: ArrayLike,
     p: float,
     attack: AttackResult | None = None,
+    strict: bool = True,
     **attack_options: Any,
 ) -> jax.Array:
     r""":math:`L(\theta) = \operatorname{mean}_i \ell(x_i + \delta_i^*, y_i; \theta)` (SPEC §3).
 
-    Raises :class:`advlip.attacks.AttackNotConvergedError` if the attack did not converge.
+    Called on concrete arrays it runs the attack (or takes ``attack``) and, with
+    ``strict``, raises :class:`advlip.attacks.AttackNotConvergedError` unless every δ is
+    a certified maximiser. Under JAX transformations — ``jit``, ``grad``, ``hessian``,
+    ``jvp``, ``vmap`` of ``params`` or ``X`` — it is :func:`advlip.implicit.adversarial_loss`:
+    the attack runs inside the traced program and δ*(θ) carries the implicit-function
+    JVP, so ``jax.grad`` gives the Danskin gradient and ``jax.hessian`` the total
+    Hessian; there, ``strict`` raises at run time (``equinox.error_if``) where the value
+    or the derivative does not exist. ``attack`` is only used on concrete arrays.
 
     Example:
-        >>> import jax.numpy as jnp
+        >>> import jax, jax.numpy as jnp
         >>> from advlip import adversarial, linear, models, tolerance
         >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(0.0)}
         >>> X, y = jnp.array([[0.5, 1.0], [1.0, -1.0]]), jnp.array([1.0, -1.0])
@@ -1565,10 +1573,24 @@ def adversarial_loss(
         >>> # two evaluations of a 2-d linear model: 64 operations is a generous count
         >>> bool(abs(L - closed) <= tolerance.gamma(64, L.dtype) * abs(closed))
         True
+        >>> f = lambda th: adversarial.adversarial_loss(models.LinearLoss(), th, X, y, eps=0.1, p=2)
+        >>> g = jax.flatten_util.ravel_pytree(jax.grad(f)(params))[0]  # through the attack
+        >>> pt = adversarial.linearize(models.LinearLoss(), params, X, y, eps=0.1, p=2)
+        >>> danskin = jax.flatten_util.ravel_pytree(pt.grad())[0]
+        >>> # both are the Danskin gradient, each within its error bound
+        >>> bool(jnp.all(abs(g - danskin) <= 2 * pt.gradient_error()))
+        True
     """
+    if any(is_traced(a) for a in (*jax.tree.leaves(params), X)):
+        from advlip import implicit
+
+        return implicit.adversarial_loss(
+            loss_fn, params, X, y, eps=eps, p=p, strict=strict, **attack_options
+        )
     params, X, y, p = check_problem(loss_fn, params, X, y, eps, p)
     att = solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options)
-    att.require_maximiser()
+    if strict:
+        att.require_maximiser()
     return jnp.mean(att.loss)
 
 

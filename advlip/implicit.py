@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from advlip._validate import is_traced
 from advlip.attacks import cached_ops, dense_choice, face_certificate, prepare_problem
 from advlip.tangent import TangentOperator
 
@@ -130,7 +131,7 @@ def maximiser(
 
     loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
     n, d = X.shape
-    eps_arr = jnp.asarray(np.asarray(eps, dtype=dt)) if not _traced(eps) else eps
+    eps_arr = eps if is_traced(eps) else jnp.asarray(np.asarray(eps, dtype=dt))
     dense = dense_choice(attack_options.get("x_solver", "auto"), d)
     cg_maxiter = 2 * d + 5 if cg_maxiter is None else int(cg_maxiter)
     k_grad = cached_ops("grad", loss_fn, params, X[0], y[0])
@@ -167,10 +168,6 @@ def maximiser(
 
     delta, status = solve(params, X)
     return Maximiser(delta, status)
-
-
-def _traced(a: Any) -> bool:
-    return isinstance(a, jax.core.Tracer)
 
 
 def adversarial_loss(

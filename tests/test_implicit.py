@@ -48,7 +48,8 @@ def _flat_loss(loss, params, X, y, eps, p, **kw):
     theta, unravel = ravel_pytree(params)
 
     def L(t):
-        return implicit.adversarial_loss(loss, unravel(t), X, y, eps=eps, p=p, **kw)
+        # the public name: eager on concrete θ, advlip.implicit under transformations
+        return adversarial.adversarial_loss(loss, unravel(t), X, y, eps=eps, p=p, **kw)
 
     return L, theta
 
@@ -105,8 +106,9 @@ def test_jit_and_vmap_trace_through_the_attack():
     loss, params, X, y, eps, p = _problem("l2_sphere")
     L, theta = _flat_loss(loss, params, X, y, eps, p)
     eager = float(L(theta))
-    # the same program compiled: the attack is deterministic, the value the same to the
-    # rounding of one evaluation (a different fusion may reorder sums)
+    # eager (the attack's own loss values) and compiled (the implicit route's loss at the
+    # same δ): the same attack, the value the same to the rounding of one evaluation (a
+    # different fusion may reorder sums)
     jitted = float(jax.jit(L)(theta))
     assert abs(jitted - eager) <= 1e3 * np.finfo(np.float64).eps * abs(eager)
     thetas = jnp.stack([theta, 0.9 * theta])
