@@ -98,6 +98,7 @@ from jax.typing import ArrayLike
 from advlip import spectral, tolerance
 from advlip._validate import is_traced
 from advlip.attacks import (  # noqa: F401  (count_ops, cached_ops: re-exported)
+    DENSE_MAX_D,
     KKT,
     AttackConfig,
     AttackNotConvergedError,
@@ -109,6 +110,7 @@ from advlip.attacks import (  # noqa: F401  (count_ops, cached_ops: re-exported)
     dense_choice,
     face_certificate,
     mark_beaten,
+    num_params,
     partition,
     pgd,
     prepare_problem,
@@ -242,10 +244,14 @@ def _tangent_inverse(static, dyn, params, X, y, delta, c):
     """Per example :math:`A^+ P = P(A + I - P)^{-1}P`, (n, d, d), from the dense x-Hessian."""
     loss_fn = combine(dyn, static)
 
-    def one(z, yi, ci):
+    def one(args):
+        z, yi, ci = args
         return _operator(loss_fn, params, z, yi, ci, dense=True).pinv()
 
-    return jax.vmap(one)(X + delta, y, c)
+    # examples in chunks: a dense x-Hessian holds d × the model's activations per example
+    n, d = X.shape
+    P = num_params(params)
+    return lax.map(one, (X + delta, y, c), batch_size=_chunk(n, d * P, budget=1 << 25))
 
 
 _tangent_inverse_jit = jax.jit(_tangent_inverse, static_argnames=("static",))
@@ -1091,7 +1097,9 @@ class AdversarialPoint:
     def _solver(self, solver: str) -> str:
         if solver not in ("auto", "cg", "dense"):
             raise ValueError(f"solver={solver!r} is not allowed; allowed: 'auto', 'cg', 'dense'")
-        return ("dense" if self.dense else "cg") if solver == "auto" else solver
+        # the factorisation runs in chunks of examples, so its memory is bounded for any
+        # model: "auto" factorises whenever d is small, whatever the attack chose
+        return ("dense" if self.X.shape[1] <= DENSE_MAX_D else "cg") if solver == "auto" else solver
 
     def top_eigenvalue(
         self,
@@ -1118,7 +1126,7 @@ class AdversarialPoint:
         False: treat the bound as an estimate there.
 
         ``key`` (default ``PRNGKey(0)``) draws the start vector and the probes.
-        ``solver`` (``"auto"``: dense for d ≤ 64, the attack's choice): how the tangent
+        ``solver`` (``"auto"``: factorised for d ≤ 64, in chunks of examples; else CG): how the tangent
         solves of the total products run (see :meth:`matvec`). The attack part costs one
         batch reverse pass over the products. SPEC §5.
         """
@@ -1391,7 +1399,7 @@ def linearize(
         status=status,
         reasons=reasons,
         cg_maxiter=cg_maxiter,
-        dense=dense_choice(attack_options.get("x_solver", "auto"), d),
+        dense=dense_choice(attack_options.get("x_solver", "auto"), d, num_params(params)),
         grad_rounding=e_g,
         tangent_lower=lam_lo,
     )

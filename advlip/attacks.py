@@ -921,6 +921,8 @@ def run_attack(
 
 #: Largest input dimension for which ``x_solver="auto"`` solves densely.
 DENSE_MAX_D = 64
+#: Largest d·P for which ``x_solver="auto"`` solves densely (see :func:`dense_choice`).
+DENSE_MAX_DP = 1 << 24
 
 #: Random points of the ball screened per example; for L∞ and L2 the gradient's sign
 #: pattern / direction is also read at each of them (and at x).
@@ -934,10 +936,20 @@ SCREEN_L1_TOP = 32
 SCREEN_STEPS = 32
 
 
-def dense_choice(x_solver: str, d: int) -> bool:
+def dense_choice(x_solver: str, d: int, P: int | None = None) -> bool:
+    """Whether the attack solves its d×d systems densely: ``x_solver="dense"``, or
+    ``"auto"`` with d ≤ :data:`DENSE_MAX_D` and d·P ≤ :data:`DENSE_MAX_DP` (the d forward
+    passes of a dense x-Hessian hold d × the model's activations for every example at
+    once; for a large model CG's few x-space products are cheaper and leaner)."""
     if x_solver not in ("auto", "dense", "cg"):
         raise ValueError(f"x_solver={x_solver!r} is not allowed; allowed: 'auto', 'dense', 'cg'")
-    return x_solver == "dense" or (x_solver == "auto" and d <= DENSE_MAX_D)
+    small = d <= DENSE_MAX_D and (P is None or d * P <= DENSE_MAX_DP)
+    return x_solver == "dense" or (x_solver == "auto" and small)
+
+
+def num_params(params: Any) -> int:
+    """P, the number of parameters of a pytree (the length of its ``ravel_pytree``)."""
+    return int(sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params)))
 
 
 # --------------------------------------------------------------------------- screening
@@ -1346,7 +1358,7 @@ def pgd(
         restarts=starts.shape[1],
         random_start=bool(random_start),
         lanczos_steps=min(d, 64),
-        dense=dense_choice(x_solver, d),
+        dense=dense_choice(x_solver, d, num_params(params)),
     )
     att = run_attack(loss_fn, params, X, y, starts, eps_arr, alpha, counts, p, cfg, rtol, atol)
     if screened is not None:

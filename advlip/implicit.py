@@ -57,7 +57,13 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from advlip._validate import is_traced
-from advlip.attacks import cached_ops, dense_choice, face_certificate, prepare_problem
+from advlip.attacks import (
+    cached_ops,
+    dense_choice,
+    face_certificate,
+    num_params,
+    prepare_problem,
+)
 from advlip.tangent import TangentOperator
 
 __all__ = ["Maximiser", "maximiser", "adversarial_loss"]
@@ -132,7 +138,7 @@ def maximiser(
     loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
     n, d = X.shape
     eps_arr = eps if is_traced(eps) else jnp.asarray(np.asarray(eps, dtype=dt))
-    dense = dense_choice(attack_options.get("x_solver", "auto"), d)
+    dense = dense_choice(attack_options.get("x_solver", "auto"), d, num_params(params))
     cg_maxiter = 2 * d + 5 if cg_maxiter is None else int(cg_maxiter)
     k_grad = cached_ops("grad", loss_fn, params, X[0], y[0])
 

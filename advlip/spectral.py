@@ -180,6 +180,7 @@ def lanczos(
     num_steps: int,
     max_steps: Any = None,
     has_aux: bool = False,
+    project: Matvec | None = None,
 ) -> LanczosResult:
     r"""``num_steps`` Lanczos steps on a symmetric ``matvec`` from ``v0``, fully reorthogonalised.
 
@@ -194,6 +195,14 @@ def lanczos(
     knows the dimension of the invariant subspace (a tangent space, say), the steps
     past it would only add rounding noise, and a spurious Ritz value near 0.
 
+    ``project``: an orthogonal projector onto a subspace that ``matvec`` leaves invariant
+    (a tangent space, say), applied to every new Lanczos vector. Without it, the rounding
+    components along eigenvectors *outside* the subspace (a zero eigenvalue on its
+    complement, far from the spectrum on it) grow like the Lanczos polynomial at that
+    eigenvalue — by |α/β| per step — and after a few dozen steps the Krylov basis holds
+    one of them: a spurious Ritz value (0 for a tangent operator) that full
+    reorthogonalisation against the basis cannot remove.
+
     With ``has_aux`` the matvec returns ``(A v, aux)`` (``aux`` an array or pytree) and
     the result's ``aux`` is the sum of ``aux`` over the orthonormal Krylov basis vectors
     — e.g. per-term squared norms :math:`\|A_i q_j\|^2`, whose sum over a basis of the
@@ -205,7 +214,10 @@ def lanczos(
         raise ValueError(f"num_steps={num_steps!r} is not allowed; allowed: an integer >= 1")
     dtype = v0.dtype
     q0 = v0 / jnp.linalg.norm(v0)
-    thresh_k = tolerance.gamma(4 * n + 8, dtype)
+    # two Gram–Schmidt passes of n-term dot products (4n + 8 ops per entry), plus a
+    # projection's two n-term passes when one is given
+    k_ops = 4 * n + 8 + (2 * n + 4 if project is not None else 0)
+    thresh_k = tolerance.gamma(k_ops, dtype)
     limit = k if max_steps is None else jnp.minimum(max_steps, k)
     mv = matvec if has_aux else (lambda v: (matvec(v), None))
     aux0 = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(mv, q0)[1])
@@ -217,6 +229,8 @@ def lanczos(
         aux_sum = jax.tree.map(lambda s, a: s + jnp.where(alive, a, 0.0), aux_sum, aux)
         a = q @ w
         w = w - a * q
+        if project is not None:
+            w = project(w)
         w = w - Q.T @ (Q @ w)
         w = w - Q.T @ (Q @ w)
         b = jnp.linalg.norm(w)
@@ -250,7 +264,7 @@ def lanczos(
     # eigensolver of the k×k T is backward stable, γ_{k²+8}‖T‖ with a generous count
     # (‖T‖ ≤ ‖A‖ to rounding); ‖A‖ is estimated by max_j(|α_j|, β_j)
     rounding = (
-        jnp.sqrt(steps.astype(dtype)) * tolerance.gamma(4 * n + 8, dtype)
+        jnp.sqrt(steps.astype(dtype)) * tolerance.gamma(k_ops, dtype)
         + tolerance.gamma(k * k + 8, dtype)
     ) * scale
     return LanczosResult(

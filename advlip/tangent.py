@@ -203,7 +203,13 @@ class TangentOperator:
             fallback = self.project(jnp.eye(d, dtype=dt)[j])
             q0 = jnp.where(jnp.linalg.norm(q0) > noise, q0, fallback)
             steps = min(d, 64) if num_steps is None else int(num_steps)
-            res = spectral.lanczos(self.tangent_mv, q0, num_steps=steps, max_steps=face.tangent_dim)
+            res = spectral.lanczos(
+                self.tangent_mv,
+                q0,
+                num_steps=steps,
+                max_steps=face.tangent_dim,
+                project=self.project,
+            )
             lo, hi = res.smallest, res.largest
             bound = jnp.maximum(res.smallest_bound, res.largest_bound) + res.rounding
         return (

@@ -415,3 +415,25 @@ def test_point_is_a_pytree_that_jitted_functions_take():
     assert np.array_equal(np.asarray(rebuilt.delta), np.asarray(pt.delta))
     # traced status under jit: the strict facades cannot raise there, the point still works
     assert jax.jit(lambda q: jnp.sum(q.status))(pt) == 0
+
+
+def test_matrix_free_attack_certifies_what_the_dense_one_does():
+    """d = 64 inputs: the matrix-free (CG/Lanczos) route once called every L2-sphere
+    maximiser a failed second-order condition (a spurious zero eigenvalue from the sphere's
+    normal); both routes must find the same cases and tangent curvatures (within the sum of
+    their eigensolvers' bounds)."""
+    from advlip import data
+
+    X, y = data.digits((3, 8))
+    X, y = X[:4], y[:4]
+    params = models.init_mlp(jax.random.PRNGKey(0), X.shape[1], (16,))
+    pts = {
+        s: adversarial.linearize(models.MLPLoss(), params, X, y, eps=0.05, p=2, x_solver=s)
+        for s in ("dense", "cg")
+    }
+    assert pts["cg"].all_determined and pts["dense"].all_determined
+    assert pts["cg"].cases == pts["dense"].cases == ("l2_boundary",) * 4
+    # the bug's signature was a tangent minimum of ~1e-16: here it is the curvature of the
+    # sphere minus H_xx, well above the eigensolver's bound, on both routes
+    for pt in pts.values():
+        assert np.all(np.asarray(pt.tangent_min) > 10 * np.asarray(pt.tangent_bound))
