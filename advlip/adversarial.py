@@ -118,6 +118,7 @@ from advlip.attacks import (  # noqa: F401  (count_ops, cached_ops: re-exported)
     screen,
     tangent_project,
 )
+from advlip.keys import check_key
 from advlip.tangent import TangentOperator, delta_error
 
 __all__ = [
@@ -328,6 +329,25 @@ def _hvp(static, dyn, params, X, y, delta, c, v_tree, Minv, hessian, cg_maxiter)
 
 
 _hvp_jit = jax.jit(_hvp, static_argnames=("static", "hessian", "cg_maxiter"))
+
+
+def _cg_residuals(static, dyn, params, X, y, delta, c, v_tree, cg_maxiter):
+    r"""Per example the true residual :math:`\|P r_i - M_i u_i\|` of the CG tangent solve
+    in the total product at ``v`` and its iterations (one more x-space product each)."""
+    loss_fn = combine(dyn, static)
+    Z = X + delta
+    R = _x_pass(loss_fn, params, Z, y, v_tree)
+
+    def one(z, yi, ci, r):
+        gx = lambda zz: jax.grad(loss_fn, argnums=1)(params, zz, yi)  # noqa: E731
+        op = TangentOperator(ci, hvp=jax.linearize(gx, z)[1])
+        u, iters, _ = op.solve(r, solver="cg", maxiter=cg_maxiter, with_info=True)
+        return jnp.linalg.norm(op.project(r) - op.mv(u)), iters
+
+    return jax.vmap(one)(Z, y, c, R)
+
+
+_cg_residuals_jit = jax.jit(_cg_residuals, static_argnames=("static", "cg_maxiter"))
 
 
 def _flat_hvp(static, dyn, spec, params, X, y, delta, c, cg_maxiter, hessian, Minv=None):
@@ -971,19 +991,30 @@ class AdversarialPoint:
     def hvp_error(self, v: Any, *, hessian: str = "total") -> Any:
         r"""Componentwise bound on the error of :meth:`total_hvp` (or :meth:`naive_hvp`) at ``v``.
 
-        The operator's rounding (:meth:`_operator_error`, with the exact per-example
+        The operator's rounding (:meth:`_operator_error`, with the per-example
         :math:`\|H_i\|_F` from P Hessian-vector products, cached) times :math:`\|v\|`, for
-        every component, plus the attack's error to first order,
+        every component, plus, for the total product, what the CG solves' true residuals
+        at ``v`` add (:meth:`cg_error`: an early stop is covered), plus the attack's error
+        to first order,
         :math:`\operatorname{mean}_i \|P_i\,\partial_{\delta_i} (H_i v)_j\|\,\|\hat\delta_i - \delta_i^*\|`
-        (d forward-mode passes per example). Same form as ``v`` (pytree or flat).
+        (d forward-mode passes per example, in chunks). Same form as ``v`` (pytree or flat).
+
+        A bound while P ≤ :data:`FROBENIUS_MAX_P` and n·d·P ≤ :data:`HXT_EXACT_MAX`; above,
+        the per-example scales are Hutchinson estimates and so is this (as for
+        :attr:`EigenEstimate.exact_scale`).
         """
         if hessian not in ("total", "naive"):
             raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
         v_tree, flat = _as_tree(v, self.params)
         vflat = _ravel(v_tree)
-        rounding = self._operator_error(hessian, self._frobenius(hessian)) * float(
-            np.linalg.norm(np.asarray(vflat, dtype=np.float64))
-        )
+        if self.dim <= FROBENIUS_MAX_P:
+            frob = self._frobenius(hessian)
+        else:
+            frob = self._frobenius_estimate(hessian, jax.random.PRNGKey(0))
+        vnorm = float(np.linalg.norm(np.asarray(vflat, dtype=np.float64)))
+        rounding = self._operator_error(hessian, frob) * vnorm
+        if hessian == "total":
+            rounding += self.cg_error(v_tree)[0]
         err = np.full(self.dim, rounding)
         derr = self.delta_errors()
         if np.any(derr > 0):
@@ -1058,7 +1089,12 @@ class AdversarialPoint:
         return mv
 
     def eigen_error(
-        self, vec: Any, *, hessian: str = "total", key: jax.Array | None = None
+        self,
+        vec: Any,
+        *,
+        hessian: str = "total",
+        key: jax.Array | None = None,
+        solver: str = "cg",
     ) -> EigenError:
         r"""The error parts of an eigen-estimate whose eigenvector is ``vec`` (flat, (P,)):
         an :class:`EigenError` ``(operator, attack, exact, scale)``.
@@ -1077,12 +1113,49 @@ class AdversarialPoint:
         operator = float(self._operator_error(hessian, frob))
         if hessian == "total":
             exact = exact and self._hxt_exact()
+            if solver == "cg":
+                # CG solves that stopped early (cg_maxiter) perturb the operator: their
+                # true residuals at the eigenvector are added, and the bound becomes an
+                # estimate (the other products of the run are not measured)
+                cg_term, converged = self.cg_error(jnp.asarray(vec))
+                operator += cg_term
+                exact = exact and converged
         derr = self.delta_errors()
         attack = 0.0
         if np.any(derr > 0):
             sens = self._sensitivity(jnp.asarray(vec), hessian, quadratic=True)
             attack = float(mean_product(sens, derr))
         return EigenError(operator, attack, bool(exact), float(np.mean(frob)))
+
+    def cg_error(self, v: Any) -> tuple[float, bool]:
+        r"""The error the CG tangent solves add to the total product at ``v`` beyond the
+        rounding model of :meth:`_operator_error`, from their true residuals:
+        :math:`\operatorname{mean}_i \|H^i_{\theta x}\|_F\,\|r_i\|/\min(\lambda_i, 1)`
+        (:math:`\|M_i^{-1}\| = 1/\min(\lambda_{\min}(A_i), 1)`, λ the curvature's lower
+        bound), and whether every solve stopped on its tolerance before ``cg_maxiter`` (if
+        not, e.g. a small ``cg_maxiter``, this term is what covers it)."""
+        v_tree, _ = _as_tree(v, self.params)
+        dyn, static = partition(self.loss_fn)
+        res, iters = _cg_residuals_jit(
+            static,
+            dyn,
+            self.params,
+            self.X,
+            self.y,
+            self.delta,
+            self.kkt,
+            v_tree,
+            cg_maxiter=self.cg_maxiter,
+        )
+        lam = self.tangent_min if self.tangent_lower is None else self.tangent_lower
+        lam = np.minimum(np.asarray(lam, dtype=np.float64), 1.0)
+        res = np.asarray(res, dtype=np.float64)
+        tdim = np.asarray(self.kkt.tangent_dim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = np.where(
+                (tdim > 0) & (res > 0), np.where(lam > 0, self._hxt() * res / lam, np.inf), 0.0
+            )
+        return float(np.mean(per)), bool(np.all(np.asarray(iters) < self.cg_maxiter))
 
     def uncached(self) -> AdversarialPoint:
         """This point with an empty cache of derived quantities (what is computed on the
@@ -1138,7 +1211,7 @@ class AdversarialPoint:
         P = self.dim
         if num_steps is None:
             num_steps = min(P, 40) if method == "lanczos" else 100
-        key = jax.random.PRNGKey(0) if key is None else key
+        key = jax.random.PRNGKey(0) if key is None else check_key(key)
         k_start, k_probe = jax.random.split(key)
         v0 = jax.random.normal(k_start, (P,), dtype=self.dtype)
         dyn, static = partition(self.loss_fn)
@@ -1168,7 +1241,9 @@ class AdversarialPoint:
             )
         else:
             value, krylov, vec, steps = res.eigenvalue, res.residual, res.vector, num_steps
-        operator, attack, exact, _ = self.eigen_error(vec, hessian=hessian, key=k_probe)
+        operator, attack, exact, _ = self.eigen_error(
+            vec, hessian=hessian, key=k_probe, solver=solver
+        )
         rounding = float(res.rounding)
         krylov = float(krylov)
         bound = krylov + rounding + operator + attack
@@ -1824,9 +1899,25 @@ _ravel_jit = jax.jit(_ravel)
 
 
 def _abs_grads(static, dyn, params, X, y, delta):
+    r""":math:`\operatorname{mean}_i |\nabla_\theta\ell_i|` (P,): per-example gradients are
+    needed for their absolute values, so they are summed chunk by chunk (``lax.scan``,
+    memory O(chunk × P), never n × P)."""
     loss_fn = combine(dyn, static)
-    g = jax.vmap(lambda x, yi, dl: _ravel(jax.grad(loss_fn)(params, x + dl, yi)))(X, y, delta)
-    return jnp.mean(jnp.abs(g), axis=0)
+    n = X.shape[0]
+    P = _ravel(params).shape[0]
+    B = _chunk(n, P)
+    m = -(-n // B)
+    pad = lambda a: jnp.pad(a, [(0, m * B - n)] + [(0, 0)] * (a.ndim - 1), mode="edge")  # noqa: E731
+    weight = (jnp.arange(m * B) < n).astype(X.dtype)
+    chunks = [pad(a).reshape((m, B) + a.shape[1:]) for a in (X, y, delta)]
+
+    def body(acc, args):
+        x, yi, dl, w = args
+        g = jax.vmap(lambda xx, yy, dd: _ravel(jax.grad(loss_fn)(params, xx + dd, yy)))(x, yi, dl)
+        return acc + w @ jnp.abs(g), None
+
+    acc, _ = lax.scan(body, jnp.zeros(P, X.dtype), (*chunks, weight.reshape(m, B)))
+    return acc / n
 
 
 _abs_grads_jit = jax.jit(_abs_grads, static_argnames=("static",))

@@ -86,6 +86,7 @@ from jax.typing import ArrayLike
 
 from advlip import norms, tolerance
 from advlip._validate import check_eps, check_finite, check_p, check_positive_int, is_traced
+from advlip.keys import check_key
 from advlip.tangent import TangentOperator, project
 
 __all__ = [
@@ -565,7 +566,11 @@ def _np_rng(key: jax.Array | None, *tags: int) -> np.random.Generator:
     """A NumPy generator seeded by the bits of a JAX key (and optional tags); ``None``
     stands for ``PRNGKey(0)`` (bits [0, 0]) without making one — under ``jit`` a key
     made inside the traced function would be a tracer, with no bits to read."""
-    bits = [0, 0] if key is None else np.asarray(jax.random.key_data(key)).ravel().tolist()
+    if key is None:
+        return np.random.default_rng([0, 0, *tags])
+    check_key(key)  # a clear error for an integer, a batch of keys or a traced key
+    with jax.ensure_compile_time_eval():  # a concrete key closed over by a jitted caller
+        bits = np.asarray(jax.random.key_data(key)).ravel().tolist()
     return np.random.default_rng([*bits, *tags])
 
 

@@ -39,7 +39,10 @@ def _bits(key: Any, name: str) -> list[int]:
         )
     try:
         if jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
-            data = jax.random.key_data(key)
+            # a concrete key closed over by a jitted function: read its bits now, not
+            # as a staged operation (which would be a tracer)
+            with jax.ensure_compile_time_eval():
+                data = jax.random.key_data(key)
         else:
             data = np.asarray(key)
             if data.dtype != np.uint32 or data.ndim != 1 or data.size < 2:

@@ -62,6 +62,7 @@ from jax.flatten_util import ravel_pytree
 
 from advlip import spectral, tolerance
 from advlip._validate import check_positive_int, is_traced
+from advlip.attacks import DENSE_MAX_D
 
 if TYPE_CHECKING:  # advlip.adversarial is imported lazily: it may import this module
     from advlip.adversarial import AdversarialPoint, EigenEstimate
@@ -431,7 +432,8 @@ class StreamedPoint:
 
     def _solver(self, solver: str) -> str:
         _check_choice("solver", solver, ("auto", "cg", "dense"))
-        return ("dense" if self._points[0].dense else "cg") if solver == "auto" else solver
+        d = self._points[0].X.shape[1]
+        return ("dense" if d <= DENSE_MAX_D else "cg") if solver == "auto" else solver
 
     def matvec(self, *, hessian: str = "total", solver: str = "cg") -> Callable:
         r"""A flat Hessian-vector product over all batches, :math:`v \mapsto \sum_b w_b H_b v`.
@@ -519,7 +521,7 @@ class StreamedPoint:
         operator = attack = scale = 0.0
         exact = True
         for w, pt in zip(self._weights, self._points, strict=True):
-            b_op, b_scale, b_attack, b_exact = _batch_parts(pt, hessian, vec, k_probe)
+            b_op, b_scale, b_attack, b_exact = _batch_parts(pt, hessian, vec, k_probe, solver)
             operator += w * b_op
             scale += w * (b_scale + b_op)
             attack += w * b_attack
@@ -549,12 +551,12 @@ class StreamedPoint:
 
 
 def _batch_parts(
-    pt: AdversarialPoint, hessian: str, vec: jax.Array, k_probe: jax.Array
+    pt: AdversarialPoint, hessian: str, vec: jax.Array, k_probe: jax.Array, solver: str
 ) -> tuple[float, float, float, bool]:
     """One batch's error parts for an eigen-estimate at the eigenvector ``vec``:
     ``(E_b, S_b, a_b, exact)`` — its operator error, its mean per-example Frobenius norm,
     its attack part and whether its scales are exact — as the one-batch method takes them."""
-    op, attack, exact, scale = pt.eigen_error(vec, hessian=hessian, key=k_probe)
+    op, attack, exact, scale = pt.eigen_error(vec, hessian=hessian, key=k_probe, solver=solver)
     return op, scale, attack, exact
 
 

@@ -437,3 +437,25 @@ def test_matrix_free_attack_certifies_what_the_dense_one_does():
     # sphere minus H_xx, well above the eigensolver's bound, on both routes
     for pt in pts.values():
         assert np.all(np.asarray(pt.tangent_min) > 10 * np.asarray(pt.tangent_bound))
+
+
+@pytest.mark.parametrize("cg_maxiter", [1, 2])
+def test_cg_stopped_early_is_covered_by_the_error_bounds(cg_maxiter):
+    """A CG tangent solve cut short (cg_maxiter below what it needs) perturbs the total
+    product by ~1e-3: the bounds must grow to cover it (they once assumed CG reached its
+    tolerance and stayed at 1e-13), and the eigenvalue's bound becomes an estimate."""
+    params, X, y = general.reference_problem(0, 8)
+    st_ = general.interior_setup(params, X, "tanh")
+    loss = models.MLPLoss("tanh", kappa=st_["kappa"])
+    Xc = st_["x_scale"] * X
+    pt = adversarial.linearize(loss, params, Xc, y, eps=st_["eps"], p=2.0, cg_maxiter=cg_maxiter)
+    assert pt.all_determined
+    B = pt.blocks()
+    v = jax.random.normal(jax.random.PRNGKey(5), (pt.dim,))
+    diff = np.abs(np.asarray(pt.total_hvp(v)) - np.asarray(B.total) @ np.asarray(v))
+    assert diff.max() > 1e3 * np.max(np.asarray(B.error) @ np.abs(np.asarray(v)))  # it is cut
+    assert np.all(diff <= pt.hvp_error(v) + np.asarray(B.error) @ np.abs(np.asarray(v)))
+    est = pt.top_eigenvalue(solver="cg")
+    top = np.linalg.eigvalsh(np.asarray(B.total))[-1]
+    assert not est.exact_scale
+    assert abs(float(est.value) - top) <= float(est.bound) + float(np.sum(B.error))

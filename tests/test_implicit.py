@@ -137,3 +137,14 @@ def test_a_derivative_where_none_exists_raises_inside_jit():
     assert list(np.asarray(m.status)) == [4] * 8  # STATUS[4]: second-order condition fails
     Lloose, _ = _flat_loss(loss, theta0, X, y, strict=False, **kw)
     assert np.asarray(jax.jit(jax.grad(Lloose))(t0)).shape == t0.shape
+
+
+def test_a_key_closed_over_by_jit_seeds_the_attack_and_an_integer_is_refused():
+    loss, params, X, y, eps, p = _problem("l2_sphere")
+    K = jax.random.PRNGKey(3)
+    L, theta = _flat_loss(loss, params, X, y, eps, p, key=K)
+    g = np.asarray(jax.jit(jax.grad(L))(theta))  # the key's bits are read at trace time
+    pt = adversarial.linearize(loss, params, X, y, eps=eps, p=p, key=K)
+    assert np.all(np.abs(g - np.asarray(ravel_pytree(pt.grad())[0])) <= 2 * pt.gradient_error())
+    with pytest.raises(ValueError, match=r"key=3 is an integer; allowed: a JAX PRNG key"):
+        adversarial.linearize(loss, params, X, y, eps=eps, p=p, key=3)
