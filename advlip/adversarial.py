@@ -601,9 +601,10 @@ class EigenEstimate(NamedTuple):
     and ``attack`` (the eigenvalue's first-order sensitivity to the attack's error,
     :math:`\\operatorname{mean}_i \\|P_i\\nabla_{\\delta_i}(v^\\top H_i v)\\|\\,
     \\|\\hat\\delta_i - \\delta_i^*\\|`). ``exact_scale`` says whether the
-    :math:`\\|H_i\\|_F` behind ``operator`` are exact (all P columns or a Krylov basis of
-    the whole space) or, for P above :data:`FROBENIUS_MAX_P` with fewer Lanczos steps
-    than P, their restriction to the Krylov space (an estimate from below).
+    :math:`\\|H_i\\|_F` behind ``operator`` are exact (all P columns, P ≤
+    :data:`FROBENIUS_MAX_P`) or Hutchinson estimates from the key (above it), and, for the
+    total Hessian, whether every CG solve at the eigenvector stopped on its tolerance
+    (:meth:`AdversarialPoint.cg_error`); when False, ``bound`` is an estimate.
     """
 
     value: jax.Array
