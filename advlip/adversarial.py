@@ -241,6 +241,24 @@ def _operator(loss_fn, params, z, y, face: KKT, dense: bool) -> TangentOperator:
     return TangentOperator(face, hvp=_hxx_matvec(loss_fn, params, z, y))
 
 
+def faces_at(loss_fn, params, X, y, delta, eps, p) -> KKT:
+    """Every example's certificate re-derived from its δ (n,): what a derivative in δ
+    (or in θ through δ*) must see move with δ."""
+    G = jax.vmap(lambda z, yi: jax.grad(loss_fn, argnums=1)(params, z, yi))(X + delta, y)
+    return jax.vmap(lambda dl, g: face_certificate(dl, g, eps, p))(delta, G)
+
+
+def tangent_solves(loss_fn, params, Z, y, faces, R, *, dense: bool, cg_maxiter: int):
+    """Per example :math:`u_i = A_i^+P_i r_i` (n, d), dense LAPACK or CG in x; both are
+    ``lax.custom_linear_solve``, so JAX differentiates and transposes them implicitly."""
+
+    def one(z, yi, face, r):
+        op = _operator(loss_fn, params, z, yi, face, dense)
+        return op.solve(r, solver="dense" if dense else "cg", maxiter=cg_maxiter)
+
+    return jax.vmap(one)(Z, y, faces, R)
+
+
 def _tangent_inverse(static, dyn, params, X, y, delta, c):
     """Per example :math:`A^+ P = P(A + I - P)^{-1}P`, (n, d, d), from the dense x-Hessian."""
     loss_fn = combine(dyn, static)
@@ -278,7 +296,7 @@ def _solve_batch(loss_fn, params, Z, y, c, R, cg_maxiter, Minv):
 # --------------------------------------------------------------------------- batch θ passes
 
 
-def _summed(loss_fn, y):
+def summed_loss(loss_fn, y):
     """:math:`(\\theta, Z) \\mapsto \\sum_i \\ell(\\theta, z_i, y_i)`: its Z-gradient's row i is
     example i's x-gradient, so one reverse pass gives every example's."""
 
@@ -291,20 +309,20 @@ def _summed(loss_fn, y):
 def _x_pass(loss_fn, params, Z, y, v_tree):
     r"""R with row i = :math:`H^i_{x\theta}v`: one batch forward-over-reverse pass of the
     Z-gradient along θ."""
-    grad_z = jax.grad(_summed(loss_fn, y), argnums=1)
+    grad_z = jax.grad(summed_loss(loss_fn, y), argnums=1)
     return jax.jvp(lambda th: grad_z(th, Z), (params,), (v_tree,))[1]
 
 
 def _theta_pass(loss_fn, params, Z, y, v_tree, U):
     r""":math:`\sum_i H^i_{\theta\theta}v + H^i_{\theta x}u_i`: one batch forward-over-reverse
     pass of the θ-gradient along (v, U) (U = 0: the naive product)."""
-    grad = jax.grad(_summed(loss_fn, y))
+    grad = jax.grad(summed_loss(loss_fn, y))
     return jax.jvp(grad, (params, Z), (v_tree, U))[1]
 
 
 def _naive_pass(loss_fn, params, Z, y, v_tree):
     r""":math:`\sum_i H^i_{\theta\theta}v`: one batch forward-over-reverse pass of the θ-gradient."""
-    grad = jax.grad(_summed(loss_fn, y))
+    grad = jax.grad(summed_loss(loss_fn, y))
     return jax.jvp(lambda th: grad(th, Z), (params,), (v_tree,))[1]
 
 
@@ -498,14 +516,8 @@ def _quad_sensitivity(
             return _vdot(vt, _naive_pass(loss_fn, params, Z, y, vt))
         hv = _naive_pass(loss_fn, params, Z, y, vt)
         R = _x_pass(loss_fn, params, Z, y, vt)
-        G = jax.vmap(lambda z, yi: jax.grad(loss_fn, argnums=1)(params, z, yi))(Z, y)
-        faces = jax.vmap(lambda dl, g: face_certificate(dl, g, eps, p))(D, G)
-
-        def solve(z, yi, ci, r):
-            op = _operator(loss_fn, params, z, yi, ci, dense)
-            return op.solve(r, solver="dense" if dense else "cg", maxiter=cg_maxiter)
-
-        U = jax.vmap(solve)(Z, y, faces, R)
+        faces = faces_at(loss_fn, params, X, y, D, eps, p)
+        U = tangent_solves(loss_fn, params, Z, y, faces, R, dense=dense, cg_maxiter=cg_maxiter)
         return _vdot(vt, hv) + jnp.sum(R * U)
 
     J = jax.grad(Q)(delta)
@@ -918,6 +930,13 @@ class AdversarialPoint:
             )
         return self._cache[key]
 
+    def _scales(self, hessian: str, key: jax.Array) -> tuple[np.ndarray, bool]:
+        """Per example :math:`\\|H_i\\|_F` and whether exact: all P columns for
+        P ≤ :data:`FROBENIUS_MAX_P`, else Hutchinson estimates from ``key``."""
+        if self.dim <= FROBENIUS_MAX_P:
+            return self._frobenius(hessian), True
+        return self._frobenius_estimate(hessian, key), False
+
     def _frobenius_estimate(self, hessian: str, key: jax.Array) -> np.ndarray:
         r"""Per example a Hutchinson estimate of :math:`\|H_i\|_F` from
         :data:`FROBENIUS_PROBES` Rademacher probes drawn from ``key`` (large P; cached)."""
@@ -1008,10 +1027,7 @@ class AdversarialPoint:
             raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
         v_tree, flat = _as_tree(v, self.params)
         vflat = _ravel(v_tree)
-        if self.dim <= FROBENIUS_MAX_P:
-            frob = self._frobenius(hessian)
-        else:
-            frob = self._frobenius_estimate(hessian, jax.random.PRNGKey(0))
+        frob, _ = self._scales(hessian, jax.random.PRNGKey(0))
         vnorm = float(np.linalg.norm(np.asarray(vflat, dtype=np.float64)))
         rounding = self._operator_error(hessian, frob) * vnorm
         if hessian == "total":
@@ -1109,8 +1125,7 @@ class AdversarialPoint:
         scales behind ``operator`` are exact (see :class:`EigenEstimate`); ``scale``: the
         mean per-example :math:`\|H_i\|_F` (≥ :math:`\|\nabla^2 L\|_2`)."""
         key = jax.random.PRNGKey(0) if key is None else key
-        exact = self.dim <= FROBENIUS_MAX_P
-        frob = self._frobenius(hessian) if exact else self._frobenius_estimate(hessian, key)
+        frob, exact = self._scales(hessian, key)
         operator = float(self._operator_error(hessian, frob))
         if hessian == "total":
             exact = exact and self._hxt_exact()
@@ -1169,11 +1184,7 @@ class AdversarialPoint:
         return self._minv()
 
     def _solver(self, solver: str) -> str:
-        if solver not in ("auto", "cg", "dense"):
-            raise ValueError(f"solver={solver!r} is not allowed; allowed: 'auto', 'cg', 'dense'")
-        # the factorisation runs in chunks of examples, so its memory is bounded for any
-        # model: "auto" factorises whenever d is small, whatever the attack chose
-        return ("dense" if self.X.shape[1] <= DENSE_MAX_D else "cg") if solver == "auto" else solver
+        return tangent_solver(solver, self.X.shape[1])
 
     def top_eigenvalue(
         self,
@@ -1233,15 +1244,7 @@ class AdversarialPoint:
             method=method,
             num_steps=int(num_steps),
         )
-        if method == "lanczos":
-            value, krylov, vec, steps = (
-                res.largest,
-                res.largest_bound,
-                res.ritz_vectors[-1],
-                res.steps,
-            )
-        else:
-            value, krylov, vec, steps = res.eigenvalue, res.residual, res.vector, num_steps
+        value, krylov, vec, steps = eigen_result(res, method, num_steps)
         operator, attack, exact, _ = self.eigen_error(
             vec, hessian=hessian, key=k_probe, solver=solver
         )
@@ -1260,6 +1263,22 @@ class AdversarialPoint:
             attack=attack,
             exact_scale=bool(exact),
         )
+
+
+def tangent_solver(solver: str, d: int) -> str:
+    """The tangent solve of the total products: ``"auto"`` factorises whenever
+    d ≤ :data:`~advlip.attacks.DENSE_MAX_D` (the factorisation runs in chunks of examples,
+    so its memory is bounded for any model, whatever the attack chose), else CG."""
+    if solver not in ("auto", "cg", "dense"):
+        raise ValueError(f"solver={solver!r} is not allowed; allowed: 'auto', 'cg', 'dense'")
+    return ("dense" if d <= DENSE_MAX_D else "cg") if solver == "auto" else solver
+
+
+def eigen_result(res: Any, method: str, num_steps: int) -> tuple[Any, Any, jax.Array, int]:
+    """``(value, krylov bound, eigenvector, steps)`` of a Lanczos or power-iteration result."""
+    if method == "lanczos":
+        return res.largest, res.largest_bound, res.ritz_vectors[-1], res.steps
+    return res.eigenvalue, res.residual, res.vector, num_steps
 
 
 def apply_matvec(static, dyn, spec, params, X, y, delta, c, Minv, v, hessian, cg_maxiter):

@@ -60,11 +60,9 @@ from advlip._validate import is_traced
 from advlip.attacks import (
     cached_ops,
     dense_choice,
-    face_certificate,
     num_params,
     prepare_problem,
 )
-from advlip.tangent import TangentOperator
 
 __all__ = ["Maximiser", "maximiser", "adversarial_loss"]
 
@@ -75,27 +73,6 @@ class Maximiser(NamedTuple):
 
     delta: jax.Array
     status: jax.Array
-
-
-def _summed(loss_fn, y):
-    def total(th, Z):
-        return jnp.sum(jax.vmap(lambda z, yi: loss_fn(th, z, yi))(Z, y))
-
-    return total
-
-
-def _tangent_solve(loss_fn, theta, Z, y, faces, R, dense: bool, cg_maxiter: int):
-    """Per example :math:`u_i = A_i^+P_i r_i` (dense LAPACK or CG in x; both implicit)."""
-
-    def one(z, yi, face, r):
-        if dense:
-            H = jax.jacfwd(jax.grad(loss_fn, argnums=1), argnums=1)(theta, z, yi)
-            return TangentOperator(face, H=H).solve(r, solver="dense")
-        gx = lambda zz: jax.grad(loss_fn, argnums=1)(theta, zz, yi)  # noqa: E731
-        op = TangentOperator(face, hvp=lambda w: jax.jvp(gx, (z,), (w,))[1])
-        return op.solve(r, solver="cg", maxiter=cg_maxiter)
-
-    return jax.vmap(one)(Z, y, faces, R)
 
 
 _MESSAGE = {
@@ -133,9 +110,14 @@ def maximiser(
     explicit JAX keys). ``y`` is not differentiated (labels). Traceable under ``jit``,
     ``grad``, ``jvp``, ``hessian`` and ``vmap``.
     """
+    loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
+    return _maximiser(loss_fn, params, X, y, eps, p, dt, strict, cg_maxiter, attack_options)
+
+
+def _maximiser(loss_fn, params, X, y, eps, p, dt, strict, cg_maxiter, attack_options):
+    """:func:`maximiser` on a validated problem (:func:`advlip.attacks.prepare_problem`)."""
     from advlip import adversarial  # the attack screen and the status live there
 
-    loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
     n, d = X.shape
     eps_arr = eps if is_traced(eps) else jnp.asarray(np.asarray(eps, dtype=dt))
     dense = dense_choice(attack_options.get("x_solver", "auto"), d, num_params(params))
@@ -164,12 +146,13 @@ def maximiser(
         Z = Xp + delta
         # the face re-derived from δ (not read from the attack) so that every order of
         # derivative sees P and μ move with δ
-        G = jax.vmap(lambda z, yi: jax.grad(loss_fn, argnums=1)(theta, z, yi))(Z, y)
-        faces = jax.vmap(lambda dl, g: face_certificate(dl, g, eps_arr, p))(delta, G)
+        faces = adversarial.faces_at(loss_fn, theta, Xp, y, delta, eps_arr, p)
         # R = H_xθ dθ + H_xx dX: one batch forward-over-reverse pass of the Z-gradient
-        grad_z = jax.grad(_summed(loss_fn, y), argnums=1)
+        grad_z = jax.grad(adversarial.summed_loss(loss_fn, y), argnums=1)
         R = jax.jvp(grad_z, (theta, Z), (dtheta, dX))[1]
-        U = _tangent_solve(loss_fn, theta, Z, y, faces, R, dense, cg_maxiter)
+        U = adversarial.tangent_solves(
+            loss_fn, theta, Z, y, faces, R, dense=dense, cg_maxiter=cg_maxiter
+        )
         return (delta, status), (U, np.zeros(status.shape, dtype=jax.dtypes.float0))
 
     delta, status = solve(params, X)
@@ -189,6 +172,6 @@ def adversarial_loss(
 ) -> jax.Array:
     r""":math:`L(\theta) = \operatorname{mean}_i \ell(x_i + \delta_i^*(\theta), y_i; \theta)`,
     differentiable by JAX to every order through the attack (:func:`maximiser`)."""
-    loss_fn, params, X, y, p, _ = prepare_problem(loss_fn, params, X, y, eps, p)
-    m = maximiser(loss_fn, params, X, y, eps=eps, p=p, strict=strict, **attack_options)
+    loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
+    m = _maximiser(loss_fn, params, X, y, eps, p, dt, strict, None, attack_options)
     return jnp.mean(jax.vmap(lambda z, yi: loss_fn(params, z, yi))(X + m.delta, y))

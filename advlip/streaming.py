@@ -62,7 +62,6 @@ from jax.flatten_util import ravel_pytree
 
 from advlip import spectral, tolerance
 from advlip._validate import check_positive_int, is_traced
-from advlip.attacks import DENSE_MAX_D
 
 if TYPE_CHECKING:  # advlip.adversarial is imported lazily: it may import this module
     from advlip.adversarial import AdversarialPoint, EigenEstimate
@@ -431,9 +430,9 @@ class StreamedPoint:
         return static, dyn, pts[0].spec, self.params, full, last, w_full, w_last
 
     def _solver(self, solver: str) -> str:
-        _check_choice("solver", solver, ("auto", "cg", "dense"))
-        d = self._points[0].X.shape[1]
-        return ("dense" if d <= DENSE_MAX_D else "cg") if solver == "auto" else solver
+        from advlip import adversarial
+
+        return adversarial.tangent_solver(solver, self._points[0].X.shape[1])
 
     def matvec(self, *, hessian: str = "total", solver: str = "cg") -> Callable:
         r"""A flat Hessian-vector product over all batches, :math:`v \mapsto \sum_b w_b H_b v`.
@@ -509,15 +508,7 @@ class StreamedPoint:
             method=method,
             num_steps=int(num_steps),
         )
-        if method == "lanczos":
-            value, krylov, vec, steps = (
-                res.largest,
-                res.largest_bound,
-                res.ritz_vectors[-1],
-                res.steps,
-            )
-        else:
-            value, krylov, vec, steps = res.eigenvalue, res.residual, res.vector, num_steps
+        value, krylov, vec, steps = adversarial.eigen_result(res, method, num_steps)
         operator = attack = scale = 0.0
         exact = True
         for w, pt in zip(self._weights, self._points, strict=True):
