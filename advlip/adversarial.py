@@ -104,11 +104,11 @@ from advlip.attacks import (  # noqa: F401  (count_ops, cached_ops: re-exported)
     AttackNotConvergedError,
     AttackResult,
     cached_ops,
-    check_problem,
     combine,
     count_ops,
     dense_choice,
     face_certificate,
+    flat_shape,
     mark_beaten,
     num_params,
     partition,
@@ -1376,9 +1376,9 @@ def solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options) -> Attac
     if attack is not None:
         if not isinstance(attack, AttackResult):
             raise ValueError(f"attack must be an advlip.attacks.AttackResult, got {type(attack)}")
-        if attack.delta.shape != jnp.shape(X):
+        if attack.delta.shape != flat_shape(X):
             raise ValueError(
-                f"attack was computed for X of shape {attack.delta.shape}, not {jnp.shape(X)}"
+                f"attack was computed for X of shape {attack.delta.shape}, not {flat_shape(X)}"
             )
         # ε as the attack stored it: rounded to its working dtype
         if attack.p != p or np.asarray(eps, dtype=np.asarray(attack.eps).dtype) != attack.eps:
@@ -1690,7 +1690,7 @@ def adversarial_loss(
         return implicit.adversarial_loss(
             loss_fn, params, X, y, eps=eps, p=p, strict=strict, **attack_options
         )
-    params, X, y, p = check_problem(loss_fn, params, X, y, eps, p)
+    loss_fn, params, X, y, p, _ = prepare_problem(loss_fn, params, X, y, eps, p)
     att = solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options)
     if strict:
         att.require_maximiser()
@@ -1716,7 +1716,7 @@ def danskin_grad(
     Valid where the maximiser is unique (Danskin's theorem); raises if the attack
     did not converge or another start beat its maximiser.
     """
-    params, X, y, p = check_problem(loss_fn, params, X, y, eps, p)
+    loss_fn, params, X, y, p, _ = prepare_problem(loss_fn, params, X, y, eps, p)
     att = solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options)
     att.require_maximiser()
     return att.danskin_grad

@@ -227,12 +227,12 @@ def _refuse_dtype(name: str, dtype: Any) -> None:
 def _check_data(X: Any, y: Any) -> tuple[jax.Array, jax.Array]:
     X = jnp.asarray(X)
     y = jnp.asarray(y)
-    if X.ndim != 2:
+    if X.ndim < 2:
         raise ValueError(
-            f"X must have shape (n, d) (a batch of examples), got shape {X.shape}; "
-            "for one example use X[None, :] and y[None]"
+            f"X must have shape (n, d) or (n, *input_shape) (a batch of examples, say images "
+            f"(n, H, W, C)), got shape {X.shape}; for one example use X[None] and y[None]"
         )
-    n, d = X.shape
+    n, d = X.shape[0], math.prod(X.shape[1:])
     if n == 0 or d == 0:
         raise ValueError(f"X must have n >= 1 examples of d >= 1 inputs, got shape {X.shape}")
     if y.shape != (n,):
@@ -270,6 +270,9 @@ def _check_loss_fn(loss_fn: Any, params: Any, X: jax.Array, y: jax.Array) -> Non
         )
     if not jnp.issubdtype(out.dtype, jnp.floating):
         raise ValueError(f"loss_fn must return a floating scalar, got dtype {out.dtype}")
+    check = getattr(loss_fn, "check_labels", None)  # classifiers: classes 0..K-1 or ±1
+    if check is not None and not is_traced(y):
+        check(params, X[0], y)
 
 
 def _strong(tree: Any) -> Any:
@@ -309,12 +312,46 @@ def _working_dtype(params: Any, X: jax.Array) -> np.dtype:
     return dt
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class InputShaped:
+    """A per-example loss of shaped inputs (say images (H, W, C)) as a loss of flat ``x``.
+
+    The engine works on ``x`` of shape (d,), d the product of ``shape``; this wrapper
+    reshapes before calling ``base``, so a network written for images is attacked and
+    differentiated as it is. ``base`` is a pytree child: its array fields stay traced.
+    """
+
+    base: Any
+    shape: tuple[int, ...] = dataclasses.field(metadata=dict(static=True))
+
+    def __call__(self, params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
+        return self.base(params, x.reshape(self.shape), y)
+
+    def check_labels(self, params: Any, x: jax.Array, y: Any) -> None:
+        """The base loss's label check (if it has one) on one shaped input."""
+        check = getattr(self.base, "check_labels", None)
+        if check is not None:
+            check(params, jnp.reshape(x, self.shape), y)
+
+
+def flat_shape(X: Any) -> tuple[int, int]:
+    """``(n, d)``: the shape the engine gives X (and every δ) — inputs flattened per example."""
+    shape = np.shape(X)
+    return (shape[0], math.prod(shape[1:])) if len(shape) >= 2 else tuple(shape)
+
+
 def prepare_problem(loss_fn, params, X, y, eps, p):
     """Validate a problem; returns ``(loss_fn, params, X, y, p, dtype)`` in canonical form:
-    every floating array (the loss's own fields included) in the working dtype."""
+    every floating array (the loss's own fields included) in the working dtype, and X of
+    shape (n, d): inputs of shape (n, *input_shape) are flattened and ``loss_fn`` wrapped in
+    :class:`InputShaped`, so every δ the engine returns has shape (n, d)."""
     p = _check_p_supported(p)
     check_eps(eps)
     X, y = _check_data(X, y)
+    if X.ndim > 2:  # images and other shaped inputs: the engine works on flat x
+        loss_fn = InputShaped(loss_fn, tuple(X.shape[1:]))
+        X = X.reshape(X.shape[0], -1)
     _check_params(params)
     params = _strong(params)
     dt = _working_dtype(params, X)
@@ -1336,6 +1373,8 @@ def pgd(
         init = np.zeros((n, d), dtype=dt)
     else:
         init = np.asarray(init)
+        if init.ndim > 2 and init.shape[0] == n and init.size == n * d:
+            init = init.reshape(n, d)  # a δ in the shape of the images
         if init.shape != (n, d):
             raise ValueError(f"init must have the shape of X, {(n, d)}, got {init.shape}")
         check_finite("init", init)
@@ -1380,7 +1419,7 @@ def pgd(
 
 # --------------------------------------------------------------------------- the light mode
 
-__all__ += ["PGD_MODES", "LightResult"]
+__all__ += ["PGD_MODES", "LightResult", "InputShaped", "flat_shape"]
 
 #: The modes of :func:`pgd`: ``"certified"`` (three phases, KKT certificate, screening)
 #: and ``"light"`` (phase 1 only: fixed-size steepest ascent, best iterate kept).
@@ -1469,6 +1508,8 @@ def _pgd_light(loss_fn, params, X, y, *, eps, p, mode, steps, step_size, init, c
         delta0 = jnp.zeros(X.shape, dtype=dt)
     else:
         delta0 = jnp.asarray(init)
+        if delta0.ndim > 2 and delta0.size == X.size:
+            delta0 = delta0.reshape(X.shape)  # a δ in the shape of the images
         if delta0.shape != X.shape:
             raise ValueError(f"init must have the shape of X, {X.shape}, got {delta0.shape}")
         check_finite("init", delta0)

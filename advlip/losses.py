@@ -25,12 +25,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import sympy as sp
 
-__all__ = ["MarginLoss", "LOSSES", "get_loss"]
+__all__ = [
+    "MarginLoss",
+    "LOSSES",
+    "get_loss",
+    "LogitLoss",
+    "LOGIT_LOSSES",
+    "get_logit_loss",
+    "check_labels",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,3 +124,113 @@ def get_loss(loss: str | MarginLoss) -> MarginLoss:
         raise ValueError(
             f"loss={loss!r} is not a known margin loss; allowed: {sorted(LOSSES)}"
         ) from None
+
+
+# --------------------------------------------------------------------------- losses on logits
+
+
+@dataclasses.dataclass(frozen=True)
+class LogitLoss:
+    r"""A classification loss on a network's logits :math:`z`, for one example.
+
+    ``value(z, y)``: ``z`` has shape (K,) for K ≥ 2 classes and ``y`` is an integer class
+    in ``[0, K)``; or ``z`` has shape () or (1,) — one logit of a binary classifier — and
+    ``y`` is a label in {−1, +1}. The attack maximises it and training minimises it.
+
+    Attributes:
+      name: registry name.
+      value: the loss, a JAX function of ``(z, y)``.
+      smooth: whether it is twice differentiable in ``z`` everywhere (the theory's
+        assumption for the total Hessian); the margins are not where two logits tie.
+      min_classes: the fewest classes it is defined for (1 means a binary logit works).
+    """
+
+    name: str
+    value: Callable[[jax.Array, jax.Array], jax.Array]
+    smooth: bool
+    min_classes: int
+
+    def __call__(self, z: jax.Array, y: jax.Array) -> jax.Array:
+        return self.value(z, y)
+
+    def __repr__(self) -> str:
+        return f"LogitLoss({self.name!r})"
+
+
+def _binary(z: jax.Array) -> bool:
+    return z.ndim == 0 or z.shape == (1,)
+
+
+def _true_and_rest(z: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:math:`z_y` and :math:`\\max_{j \\ne y} z_j` (one-hot, so ``y`` may be traced)."""
+    onehot = jax.nn.one_hot(jnp.asarray(y).astype(jnp.int32), z.shape[-1], dtype=z.dtype)
+    zy = onehot @ z
+    other = jnp.max(jnp.where(onehot > 0, -jnp.inf, z))
+    return zy, other
+
+
+def _cross_entropy(z, y):
+    if _binary(z):
+        return jax.nn.softplus(-jnp.asarray(y, z.dtype) * z.reshape(()))
+    zy, _ = _true_and_rest(z, y)
+    return jax.nn.logsumexp(z) - zy
+
+
+def _cw(z, y):
+    if _binary(z):
+        return -jnp.asarray(y, z.dtype) * z.reshape(())
+    zy, other = _true_and_rest(z, y)
+    return other - zy
+
+
+def _dlr(z, y):
+    zy, other = _true_and_rest(z, y)
+    top = jnp.sort(z)[::-1]
+    # Croce & Hein (2020): scale-invariant margin; the 1e-12 keeps it finite on ties
+    return (other - zy) / (top[0] - top[2] + 1e-12)
+
+
+CROSS_ENTROPY = LogitLoss("cross_entropy", _cross_entropy, smooth=True, min_classes=1)
+CW = LogitLoss("cw", _cw, smooth=False, min_classes=1)
+DLR = LogitLoss("dlr", _dlr, smooth=False, min_classes=3)
+
+LOGIT_LOSSES: dict[str, LogitLoss] = {loss.name: loss for loss in (CROSS_ENTROPY, CW, DLR)}
+
+
+def get_logit_loss(loss: str | LogitLoss) -> LogitLoss:
+    """Look a loss on logits up by name (``cross_entropy``, ``cw``, ``dlr``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from advlip.losses import get_logit_loss
+        >>> float(get_logit_loss("cw")(jnp.array([2.0, 0.5, -1.0]), 1))
+        1.5
+    """
+    if isinstance(loss, LogitLoss):
+        return loss
+    try:
+        return LOGIT_LOSSES[loss]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"loss={loss!r} is not a known loss on logits; allowed: {sorted(LOGIT_LOSSES)}"
+        ) from None
+
+
+def check_labels(y: Any, num_classes: int, *, name: str = "y") -> None:
+    """Refuse labels a classifier with ``num_classes`` outputs cannot take, naming them.
+
+    ``num_classes == 1`` (one logit): labels in {−1, +1}; otherwise integers in
+    ``[0, num_classes)``.
+    """
+    import numpy as np
+
+    y = np.asarray(y)
+    if num_classes == 1:
+        bad = ~np.isin(y, (-1.0, 1.0))
+        allowed = "-1 or +1 (a binary classifier with one logit)"
+    else:
+        bad = (y != np.round(y)) | (y < 0) | (y >= num_classes)
+        allowed = f"integer classes 0..{num_classes - 1} (a classifier with {num_classes} logits)"
+    if np.any(bad):
+        first = y.ravel()[np.flatnonzero(bad.ravel())[0]].item()
+        raise ValueError(f"{name} holds the label {first!r}; allowed: {allowed}")

@@ -49,7 +49,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from advlip._validate import check_positive_int
-from advlip.losses import get_loss
+from advlip.losses import check_labels, get_logit_loss, get_loss
 
 __all__ = [
     "ACTIVATIONS",
@@ -61,6 +61,7 @@ __all__ = [
     "FlatnessLoss",
     "init_flatness",
     "mlp_margin_loss",
+    "ClassifierLoss",
 ]
 
 #: Hidden activations of :func:`mlp`: three smooth ones (SPEC §3 needs ℓ twice
@@ -272,3 +273,63 @@ def init_flatness(key: jax.Array, d: int, *, w_norm: float = 0.25, c: float = 1.
     d = check_positive_int("d", d)
     w = _rng(key).standard_normal(d)
     return {"w": jnp.asarray(w_norm * w / np.linalg.norm(w)), "c": jnp.asarray(float(c))}
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class ClassifierLoss:
+    r"""The per-example loss of a classifier: :math:`\ell(x, y; \theta) = \text{loss}(f_\theta(x), y)`.
+
+    ``apply(params, x)`` gives the logits of ONE input ``x`` — shape (K,) for K classes,
+    or () / (1,) for a binary classifier with labels ±1 — and ``loss`` names a loss on
+    logits (:data:`advlip.losses.LOGIT_LOSSES`: ``cross_entropy``, ``cw``, ``dlr``).
+    Every model adapter (:func:`from_equinox`, :func:`from_flax`, :func:`from_torch`) and
+    reference network returns one. ``apply`` is a pytree child: array constants it
+    closes over as leaves (say BatchNorm statistics) are traced, not hashed.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> loss_fn = ClassifierLoss(lambda W, x: W @ x, "cross_entropy")
+        >>> W = jnp.eye(3)
+        >>> round(float(loss_fn(W, jnp.array([2.0, 0.0, 0.0]), 0)), 4)
+        0.2395
+        >>> loss_fn.num_classes(W, jnp.zeros(3))
+        3
+    """
+
+    apply: Callable[[Any, jax.Array], jax.Array]
+    loss: str = dataclasses.field(default="cross_entropy", metadata=dict(static=True))
+
+    def __post_init__(self):
+        if not callable(self.apply):
+            raise ValueError(f"apply must be callable as apply(params, x), got {self.apply!r}")
+        get_logit_loss(self.loss)
+
+    def __call__(self, params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
+        return get_logit_loss(self.loss)(self.apply(params, x), y)
+
+    def logits(self, params: Any, X: ArrayLike) -> jax.Array:
+        """Logits of a batch ``X`` (n, …) — ``apply`` vmapped — for accuracy and attacks."""
+        return jax.vmap(lambda x: self.apply(params, x))(jnp.asarray(X))
+
+    def num_classes(self, params: Any, x: ArrayLike) -> int:
+        """K for logits of shape (K,); 1 for a binary classifier's single logit."""
+        shape = jax.eval_shape(self.apply, params, jnp.asarray(x)).shape
+        if shape in ((), (1,)):
+            return 1
+        if len(shape) != 1:
+            raise ValueError(
+                f"apply(params, x) must return the logits of one input, shape (K,) or (); "
+                f"got shape {shape} (advlip calls it on one example and vmaps over the batch)"
+            )
+        return int(shape[0])
+
+    def check_labels(self, params: Any, x: ArrayLike, y: ArrayLike) -> None:
+        """Refuse labels the classifier cannot take (see :func:`advlip.losses.check_labels`)."""
+        k = self.num_classes(params, x)
+        if k < get_logit_loss(self.loss).min_classes:
+            raise ValueError(
+                f"loss={self.loss!r} needs at least {get_logit_loss(self.loss).min_classes} "
+                f"classes, the model has {k}; allowed: cross_entropy or cw"
+            )
+        check_labels(y, k)
