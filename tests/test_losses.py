@@ -201,4 +201,12 @@ def test_get_loss_unknown_name_lists_allowed(bad):
 
 
 def test_public_names():
-    assert set(losses.__all__) == {"MarginLoss", "LOSSES", "get_loss"}
+    assert set(losses.__all__) == {
+        "MarginLoss",
+        "LOSSES",
+        "get_loss",
+        "LogitLoss",
+        "LOGIT_LOSSES",
+        "get_logit_loss",
+        "check_labels",
+    }
