@@ -62,6 +62,9 @@ __all__ = [
     "init_flatness",
     "mlp_margin_loss",
     "ClassifierLoss",
+    "from_equinox",
+    "from_flax",
+    "from_torch",
 ]
 
 #: Hidden activations of :func:`mlp`: three smooth ones (SPEC §3 needs ℓ twice
@@ -333,3 +336,6 @@ class ClassifierLoss:
                 f"classes, the model has {k}; allowed: cross_entropy or cw"
             )
         check_labels(y, k)
+
+
+from advlip.adapters import from_equinox, from_flax, from_torch  # noqa: E402 (re-exported)
