@@ -1264,6 +1264,110 @@ class AdversarialPoint:
             exact_scale=bool(exact),
         )
 
+    # -- spectrum (advlip.spectrum) -------------------------------------------
+    def top_eigenvalues(
+        self,
+        k: int,
+        *,
+        hessian: str = "total",
+        num_steps: int | None = None,
+        key: jax.Array | None = None,
+        params: Any = None,
+        solver: str = "auto",
+        return_vectors: bool = True,
+    ) -> Any:
+        r"""The ``k`` largest eigenvalues of the total (or naive) Hessian, each with a bound.
+
+        Lanczos with full reorthogonalisation on :meth:`matvec` (restarted in the
+        orthogonal complement after an exact breakdown), ``num_steps`` products (default
+        ``min(P, max(40, 4k))``; ``num_steps ≥ P`` makes the top k exact to rounding), then
+        one product per pair for its true residual :math:`\|Hv - \theta v\|`. Returns an
+        :class:`advlip.spectrum.TopEigenvalues`: ``values`` (descending), ``vectors``
+        (k, P), ``residuals`` and ``bounds`` = residual + its rounding + the operator's
+        rounding + the attack's error at that vector (:meth:`eigen_error`, as
+        :class:`EigenEstimate` combines them): an eigenvalue of the exact Hessian at the
+        exact maximisers lies within ``bounds[j]`` of ``values[j]`` (to first order in
+        the attack's error; an estimate when ``exact_scale`` is False). ``k = 1`` repeats
+        :meth:`top_eigenvalue`'s run (same start vector and probes from ``key``, default
+        ``PRNGKey(0)``). ``params`` restricts the operator to a subset of the parameters
+        (a key-path prefix such as ``"['w']"``, a callable ``path -> bool`` or a pytree of
+        booleans; see :func:`advlip.spectrum.parameter_indices`): the principal submatrix
+        :math:`H_{SS}`, whose vectors come back embedded in P (zeros off S). ``solver`` as
+        in :meth:`top_eigenvalue`. Example: :mod:`advlip.spectrum`.
+        """
+        from advlip import spectrum
+
+        return spectrum._point_top_eigenvalues(
+            self,
+            k,
+            hessian=hessian,
+            num_steps=num_steps,
+            key=key,
+            params=params,
+            solver=solver,
+            return_vectors=return_vectors,
+        )
+
+    def trace(
+        self,
+        *,
+        hessian: str = "total",
+        num_samples: int = 30,
+        key: jax.Array | None = None,
+        method: str = "hutch++",
+        params: Any = None,
+        solver: str = "auto",
+    ) -> Any:
+        r"""Stochastic estimate of :math:`\operatorname{tr}\nabla^2 L` (or of the naive
+        Hessian, or of :math:`H_{SS}` with ``params``) from ``num_samples`` Hessian-vector
+        products with Rademacher probes from ``key``: Hutch++ (default) or Hutchinson.
+        Returns an :class:`advlip.spectrum.TraceEstimate` (``estimate``,
+        ``standard_error``, ``num_matvecs``); see :func:`advlip.spectrum.trace`."""
+        from advlip import spectrum
+
+        return spectrum._point_trace(
+            self,
+            hessian=hessian,
+            num_samples=num_samples,
+            key=key,
+            method=method,
+            params=params,
+            solver=solver,
+        )
+
+    def spectral_density(
+        self,
+        *,
+        hessian: str = "total",
+        num_probes: int = 8,
+        num_steps: int | None = None,
+        key: jax.Array | None = None,
+        grid: Any = None,
+        sigma: float | None = None,
+        params: Any = None,
+        solver: str = "auto",
+    ) -> Any:
+        r"""The eigenvalue density of the total (or naive) Hessian by stochastic Lanczos
+        quadrature: per Rademacher probe (from ``key``) the Ritz values and Gauss weights
+        of ``num_steps`` Lanczos steps (default ``min(P, 40)``), and their average
+        smoothed by Gaussians of width ``sigma`` on ``grid``. Returns an
+        :class:`advlip.spectrum.SpectralDensity`; see
+        :func:`advlip.spectrum.spectral_density` and
+        :func:`advlip.plots.plot_spectral_density`."""
+        from advlip import spectrum
+
+        return spectrum._point_spectral_density(
+            self,
+            hessian=hessian,
+            num_probes=num_probes,
+            num_steps=num_steps,
+            key=key,
+            grid=grid,
+            sigma=sigma,
+            params=params,
+            solver=solver,
+        )
+
 
 def tangent_solver(solver: str, d: int) -> str:
     """The tangent solve of the total products: ``"auto"`` factorises whenever

@@ -534,6 +534,116 @@ class StreamedPoint:
             exact_scale=bool(exact),
         )
 
+    # -- spectrum (advlip.spectrum) -------------------------------------------
+    def eigen_error(
+        self,
+        vec: Any,
+        *,
+        hessian: str = "total",
+        key: jax.Array | None = None,
+        solver: str = "cg",
+    ) -> Any:
+        r"""The error parts of an eigen-estimate of the streamed Hessian at the eigenvector
+        ``vec`` (flat, (P,)): an :class:`advlip.adversarial.EigenError`, combined over the
+        batches as :meth:`top_eigenvalue` combines them — ``operator``
+        :math:`\sum_b w_b E_b + \gamma_{B+2}\sum_b w_b(S_b + E_b)`, ``attack``
+        :math:`\sum_b w_b a_b`, ``exact`` the AND over the batches, ``scale``
+        :math:`\sum_b w_b S_b` (each batch's parts from its
+        :meth:`~advlip.adversarial.AdversarialPoint.eigen_error` with ``key``)."""
+        from advlip import adversarial
+
+        _check_choice("hessian", hessian, ("total", "naive"))
+        key = jax.random.PRNGKey(0) if key is None else key
+        vflat, _ = self._flat(vec)
+        operator = attack = scale = weighted = 0.0
+        exact = True
+        for w, pt in zip(self._weights, self._points, strict=True):
+            b_op, b_scale, b_attack, b_exact = _batch_parts(pt, hessian, vflat, key, solver)
+            operator += w * b_op
+            weighted += w * (b_scale + b_op)
+            scale += w * b_scale
+            attack += w * b_attack
+            exact = exact and b_exact
+        operator += self._sum_rounding() * weighted
+        return adversarial.EigenError(float(operator), float(attack), bool(exact), float(scale))
+
+    def top_eigenvalues(
+        self,
+        k: int,
+        *,
+        hessian: str = "total",
+        num_steps: int | None = None,
+        key: jax.Array | None = None,
+        params: Any = None,
+        solver: str = "auto",
+        return_vectors: bool = True,
+    ) -> Any:
+        """As :meth:`advlip.adversarial.AdversarialPoint.top_eigenvalues`, on the streamed
+        operator (:meth:`matvec`), each bound with the streamed :meth:`eigen_error`."""
+        from advlip import spectrum
+
+        return spectrum._point_top_eigenvalues(
+            self,
+            k,
+            hessian=hessian,
+            num_steps=num_steps,
+            key=key,
+            params=params,
+            solver=solver,
+            return_vectors=return_vectors,
+        )
+
+    def trace(
+        self,
+        *,
+        hessian: str = "total",
+        num_samples: int = 30,
+        key: jax.Array | None = None,
+        method: str = "hutch++",
+        params: Any = None,
+        solver: str = "auto",
+    ) -> Any:
+        """As :meth:`advlip.adversarial.AdversarialPoint.trace`, on the streamed operator."""
+        from advlip import spectrum
+
+        return spectrum._point_trace(
+            self,
+            hessian=hessian,
+            num_samples=num_samples,
+            key=key,
+            method=method,
+            params=params,
+            solver=solver,
+        )
+
+    def spectral_density(
+        self,
+        *,
+        hessian: str = "total",
+        num_probes: int = 8,
+        num_steps: int | None = None,
+        key: jax.Array | None = None,
+        grid: Any = None,
+        sigma: float | None = None,
+        params: Any = None,
+        solver: str = "auto",
+    ) -> Any:
+        """As :meth:`advlip.adversarial.AdversarialPoint.spectral_density`, on the streamed
+        operator."""
+        from advlip import spectrum
+
+        return spectrum._point_spectral_density(
+            self,
+            hessian=hessian,
+            num_probes=num_probes,
+            num_steps=num_steps,
+            key=key,
+            grid=grid,
+            sigma=sigma,
+            params=params,
+            solver=solver,
+        )
+
 
 # --------------------------------------------------------------------------- per-batch internals
 #
