@@ -8,13 +8,17 @@
     advlip experiment --list
     advlip landscape --out DIR [--model linear|mlp|both] [--data NAME] [--eps E]
                      [--quick] [--seed N]
+    advlip curvature --model MODULE:FACTORY --p {1,2,inf} --eps E [--data NAME_OR_PATH]
+                     [--k K] [--trace] [--density] [--batch-size B] [--n N] [--json PATH]
 
 Exit status, the same scheme for every command:
 
 * **0** — the claim holds: every check of ``verify`` holds; ``falsify`` did not refute
-  the claim; every claim the figures of ``experiment``/``landscape`` make holds.
+  the claim; every claim the figures of ``experiment``/``landscape`` make holds;
+  ``curvature`` determined the total Hessian at every example.
 * **1** — it does not: a check fails or is undetermined; the claim is refuted (the
-  witness pair is printed); a figure's claim does not hold.
+  witness pair is printed); a figure's claim does not hold; ``curvature`` found
+  examples where the total Hessian is not determined (their reasons are printed).
 * **2** — bad input: a flag's value, a data file, an output path. The message names
   the argument (``argument --seed: ...``) and says what is allowed. Every argument is
   checked before the run starts, output paths included (``--json`` must be a file in
@@ -420,7 +424,7 @@ def _experiment_data(experiments, name: str, value: str | None) -> None:
             "--data", f"experiment {name!r} takes no --data; the ones that do: {', '.join(takes)}"
         )
     with _bad_input("--data"):
-        experiments.dataset(value)
+        experiments.check_data(name, value)
 
 
 def _experiment(args: argparse.Namespace) -> int:
@@ -470,6 +474,158 @@ def _landscape(args: argparse.Namespace) -> int:
         **{k: v for k, v in options.items() if v is not None},
     )
     return _print_experiment(doc, args.out)
+
+
+def _load_factory(spec: str):
+    """``MODULE:FACTORY`` → the callable: MODULE a dotted module or a ``.py`` file."""
+    import importlib
+    import importlib.util
+
+    if ":" not in spec:
+        raise UsageError(
+            "--model",
+            f"{spec!r} is not MODULE:FACTORY; allowed: e.g. advlip.networks:cnn, "
+            "mymodels:make_net or path/to/models.py:make_net",
+        )
+    mod_name, _, attr = spec.rpartition(":")
+    try:
+        if mod_name.endswith(".py") or Path(mod_name).is_file():
+            if not Path(mod_name).is_file():
+                raise UsageError("--model", f"no file {mod_name}")
+            mspec = importlib.util.spec_from_file_location(Path(mod_name).stem, mod_name)
+            module = importlib.util.module_from_spec(mspec)
+            mspec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_name)
+    except UsageError:
+        raise
+    except Exception as err:  # the user's module: its import error is bad input
+        raise UsageError(
+            "--model", f"cannot import {mod_name}: {type(err).__name__}: {err}"
+        ) from err
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise UsageError("--model", f"{mod_name} has no callable {attr!r}")
+    return factory
+
+
+def _call_factory(factory, seed: int, input_shape: tuple, num_classes: int):
+    """Call the factory with those of ``key``, ``input_shape``, ``num_classes`` it takes."""
+    import inspect
+
+    offered = {"key": _key(seed), "input_shape": input_shape, "num_classes": num_classes}
+    try:
+        names = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        names = {}
+    kwargs = {k: v for k, v in offered.items() if k in names}
+    try:
+        return factory(**kwargs)
+    except Exception as err:  # the user's factory failing is bad input, named
+        raise UsageError("--model", f"the factory raised {type(err).__name__}: {err}") from err
+
+
+def _curvature(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from advlip import curvature, data, report
+    from advlip._validate import check_p
+    from advlip.losses import get_logit_loss
+
+    # every argument, before the run starts
+    seed = _seed(args.seed)
+    with _bad_input("--p"):
+        p = check_p(args.p)
+        if p not in (1.0, 2.0, float("inf")):
+            raise ValueError(f"p={args.p} is not supported; allowed: 1, 2 or inf")
+    eps = _real("--eps", args.eps, minimum=0.0)
+    for flag, val, lo in (
+        ("--k", args.k, 1),
+        ("--n", args.n, 1),
+        ("--num-samples", args.num_samples, 1),
+    ):
+        if val < lo:
+            raise UsageError(
+                flag, f"{flag.lstrip('-')}={val!r} is not allowed; allowed: an integer >= {lo}"
+            )
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(
+            "--batch-size",
+            f"batch_size={args.batch_size!r} is not allowed; allowed: an integer >= 1",
+        )
+    with _bad_input("--loss"):
+        get_logit_loss(args.loss)
+    if args.json:
+        _json_path("--json", args.json)
+    if args.png:
+        _json_path("--png", args.png)
+    with _bad_input("--data"):
+        X, y, described = data.images(args.data, split=args.split, n=args.n, key=_key(seed))
+    X = np.asarray(X, dtype=args.dtype)
+    factory = _load_factory(args.model)
+    num_classes = int(np.max(y)) + 1
+    obj = _call_factory(factory, seed, tuple(X.shape[1:]), num_classes)
+    first = args.layout == "nchw" or (args.layout == "auto" and curvature.channels_first(obj))
+    if first and X.ndim == 4:
+        X = np.ascontiguousarray(X.transpose(0, 3, 1, 2))
+    with _bad_input("--model"):
+        params, loss_fn = curvature.resolve_model(obj, X[0], loss=args.loss)
+        import jax
+
+        params = jax.tree.map(
+            lambda a: (
+                a.astype(args.dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else a
+            ),
+            params,
+        )
+    with _bad_input("--model/--data"):
+        from advlip.attacks import prepare_problem
+
+        prepare_problem(loss_fn, params, X, y, eps, p)  # shapes, labels, dtypes: named errors
+    _progress(
+        f"advlip curvature: {args.model} on {described} (n={X.shape[0]}), L{args.p} ε={eps:g}, "
+        f"top-{args.k}{', trace' if args.trace else ''}{', density' if args.density else ''}, "
+        f"{args.dtype}, seed {seed}"
+    )
+    res = curvature.measure(
+        loss_fn,
+        params,
+        X,
+        y,
+        eps=eps,
+        p=p,
+        k=args.k,
+        trace=args.trace,
+        density=args.density or bool(args.png),
+        num_samples=args.num_samples,
+        batch_size=args.batch_size,
+        layer=args.layer,
+        key=_key(seed),
+        progress=True,
+    )
+    print(res.table())
+    replay = shlex.join(["advlip", *sys.argv[1:]]) if sys.argv[1:2] == ["curvature"] else None
+    if res.densities and args.png:
+        from advlip import plots
+
+        plots.plot_spectral_density(
+            res.densities, args.png, title=f"{args.model}, L{args.p} ε={eps:g}"
+        )
+        _progress(f"wrote {args.png}")
+    if args.json:
+        doc = {
+            "command": "curvature",
+            "model": args.model,
+            "data": described,
+            "seed": seed,
+            "replay": replay,
+            **res.to_json(),
+        }
+        report.write_json(args.json, json.loads(json.dumps(doc, default=float)))
+        _progress(f"wrote {args.json}")
+    return EXIT_HOLDS if res.undetermined_fraction == 0 else EXIT_FAILS
 
 
 # --------------------------------------------------------------------------- parser
@@ -578,7 +734,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="DIR", help="output folder (created if missing)")
     e.add_argument("--quick", action="store_true", help="small sizes: seconds, for tests")
     e.add_argument("--seed", type=int, default=0, metavar="N", help=seed_help)
-    e.add_argument("--data", help="dataset: breast-cancer or digits-A-B (e.g. digits-3-8)")
+    e.add_argument(
+        "--data",
+        help="dataset: breast-cancer or digits-A-B (e.g. digits-3-8); for entropy-sgd-robust "
+        "digits, mnist:DIR or cifar10:DIR",
+    )
     e.add_argument("--list", action="store_true", help="list the experiments and exit")
     e.set_defaults(func=_experiment)
 
@@ -598,6 +758,55 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="small sizes: seconds, for tests")
     s.add_argument("--seed", type=int, default=0, metavar="N", help=seed_help)
     s.set_defaults(func=_landscape)
+
+    c = sub.add_parser(
+        "curvature",
+        help="total vs naive curvature of a network's adversarial loss (table + JSON)",
+        description=(
+            "Attack every example, then measure the top eigenvalues (and optionally the trace "
+            "and spectral density) of the total Hessian of the adversarial loss — the attack's "
+            "dependence on θ counted — beside the naive one (attack held fixed). "
+            + _exit_status(
+                "the total Hessian is determined at every example",
+                "some examples are undetermined (their reasons are printed)",
+            )
+        ),
+    )
+    c.add_argument(
+        "--model",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="a factory returning an equinox/flax/PyTorch model or (params, loss_fn); it is "
+        "given key, input_shape, num_classes if it takes them (e.g. advlip.networks:cnn)",
+    )
+    c.add_argument(
+        "--data",
+        default="digits",
+        metavar="NAME_OR_PATH",
+        help="digits, synthetic-cifar10, cifar10:DIR, mnist:DIR, or a CIFAR-10/MNIST folder",
+    )
+    c.add_argument("--split", choices=("train", "test"), default="test", help="default test")
+    c.add_argument("--n", type=int, default=64, help="examples drawn from the data (default 64)")
+    c.add_argument("--p", required=True, help="attack norm: 1, 2 or inf")
+    c.add_argument("--eps", type=float, required=True, help="attack radius ε >= 0")
+    c.add_argument("--k", type=int, default=1, help="top-k eigenvalues of each Hessian")
+    c.add_argument("--trace", action="store_true", help="Hutch++ traces with standard errors")
+    c.add_argument("--density", action="store_true", help="spectral densities (SLQ)")
+    c.add_argument("--num-samples", type=int, default=30, help="trace probes (default 30)")
+    c.add_argument("--batch-size", type=int, help="attack and multiply in batches of B")
+    c.add_argument("--layer", help="restrict to parameters whose path starts with this")
+    c.add_argument("--loss", default="cross_entropy", help="cross_entropy, cw or dlr")
+    c.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    c.add_argument(
+        "--layout",
+        choices=("auto", "nhwc", "nchw"),
+        default="auto",
+        help="image layout the model takes (auto: NCHW for PyTorch/equinox, else NHWC)",
+    )
+    c.add_argument("--seed", type=int, default=0, metavar="N", help=seed_help)
+    c.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+    c.add_argument("--png", metavar="PATH", help="draw the spectral densities to PATH")
+    c.set_defaults(func=_curvature)
     return parser
 
 

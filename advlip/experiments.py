@@ -52,7 +52,7 @@ from advlip import data, keys, tolerance, training
 from advlip.linear import LinearProblem
 from advlip.losses import get_loss
 
-__all__ = ["names", "describe", "options_of", "dataset", "run", "DATASETS"]
+__all__ = ["names", "describe", "options_of", "dataset", "check_data", "run", "DATASETS"]
 
 #: The bundled datasets the experiments accept (scikit-learn ships them; no download).
 DATASETS = ("breast-cancer", "digits-A-B (two different digits 0-9, e.g. digits-3-8)")
@@ -253,6 +253,20 @@ def dataset(name: str) -> tuple[jax.Array, jax.Array, str]:
         X, y = data.digits((a, b))
         return X * 8.0, y, f"digits {a} (+1) vs {b} (-1): 8x8 pixels in [0, 1]"
     raise ValueError(f"data={name!r} is not a bundled dataset; allowed: {', '.join(DATASETS)}")
+
+
+#: Experiments whose ``data`` option is an image dataset (:func:`advlip.data.images`:
+#: ``digits``, ``mnist:DIR``, ``cifar10:DIR``), not a bundled binary one.
+IMAGE_DATA = ("entropy-sgd-robust",)
+
+
+def check_data(name: str, value: str) -> None:
+    """Refuse a ``data`` option experiment ``name`` cannot read (a ValueError naming it),
+    before the run: binary sets by name (:func:`dataset`), image sets by reading them."""
+    if name in IMAGE_DATA:
+        data.images(value, split="test", n=1)
+    else:
+        dataset(value)
 
 
 def _split(X, y, key: jax.Array, n_train: int, n_test: int | None):
@@ -1128,3 +1142,30 @@ def _landscape_mlp(ctx: _Ctx) -> dict:
     out["png"] = png
     out["claims"] = []
     return out
+
+
+# --------------------------------------------------------------------------- networks on images
+# These two live in their own modules (they train CNNs); the registry imports them lazily.
+
+
+@_register(
+    "curvature-table",
+    "Total vs naive λ_max and trace of a CNN's adversarial loss (10-class digits), L2 vs L∞, "
+    "across ε and training; distances to switching surfaces and the gradient jump there",
+)
+def _curvature_table(ctx: _Ctx) -> dict:
+    from advlip import curvature_table
+
+    return curvature_table.experiment(ctx)
+
+
+@_register(
+    "entropy-sgd-robust",
+    "EntropySGD vs SGD + momentum for adversarial training of a CNN: held-out robust "
+    "accuracy under APGD (≥ 5 seeds, 95% intervals), with the smoothness along training",
+    options=("data",),
+)
+def _entropy_sgd_robust(ctx: _Ctx) -> dict:
+    from advlip import robust_training
+
+    return robust_training.experiment(ctx)

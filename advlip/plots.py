@@ -26,6 +26,7 @@ __all__ = [
     "landscape_linear",
     "landscape_mlp",
     "plot_spectral_density",
+    "plot_spectral_densities",
 ]
 
 L2_COLOR, LINF_COLOR = "tab:blue", "tab:orange"
@@ -693,4 +694,42 @@ def plot_spectral_density(density: Any, path: str | Path, *, title: str | None =
             f"≤{int(np.max(steps))} Lanczos steps, σ = {float(density.sigma):.3g}"
         )
     ax.set_title(title, fontsize=10)
+    _save(fig, path)
+
+
+def plot_spectral_densities(
+    densities: dict[str, Any], path: str | Path, *, title: str | None = None
+) -> None:
+    r"""Several SLQ densities on one axis — the total beside the naive Hessian.
+
+    ``densities``: ``{label: SpectralDensity}`` (as :func:`advlip.curvature.measure` returns
+    them). Each is drawn on its own grid, log density axis, with its label.
+
+    Example:
+        >>> import os, tempfile, jax.numpy as jnp
+        >>> from advlip import plots, spectrum
+        >>> A, B = jnp.diag(jnp.array([0.0, 0.1, 3.0])), jnp.diag(jnp.array([0.0, 0.2, 2.0]))
+        >>> d = {"total": spectrum.spectral_density(lambda v: A @ v, 3, A.dtype, num_probes=2),
+        ...      "naive": spectrum.spectral_density(lambda v: B @ v, 3, B.dtype, num_probes=2)}
+        >>> path = os.path.join(tempfile.mkdtemp(), "densities.png")
+        >>> plots.plot_spectral_densities(d, path)
+        >>> os.path.getsize(path) > 0
+        True
+    """
+    if not isinstance(densities, dict) or not densities:
+        raise ValueError("densities must be a non-empty dict {label: SpectralDensity}")
+    fig, ax = _subplots(1, 1, figsize=(8, 4.5))
+    tops = [float(np.max(_arr(d.density))) for d in densities.values()]
+    top = max([t for t in tops if t > 0] or [1.0])
+    floor = 1e-6 * top  # below a millionth of the peak is noise
+    colors = {"total": "tab:red", "naive": "tab:blue"}
+    for label, d in densities.items():
+        grid, dens = _arr(d.grid), _arr(d.density)
+        ax.semilogy(grid, np.maximum(dens, floor), lw=1.5, label=label, color=colors.get(label))
+    ax.set_ylim(floor, 2.0 * top)
+    ax.set_xlabel("eigenvalue λ of the Hessian")
+    ax.set_ylabel("density (per unit λ)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title(title or "Spectral densities (stochastic Lanczos quadrature)", fontsize=10)
     _save(fig, path)

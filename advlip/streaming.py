@@ -709,8 +709,8 @@ def _scaled(w: jax.Array, tree: Any) -> Any:
 
 def _rows(X: Any, y: Any) -> int:
     shape_x, shape_y = np.shape(X), np.shape(y)
-    if len(shape_x) != 2:
-        raise ValueError(f"X must have shape (n, d), got {shape_x}")
+    if len(shape_x) < 2:
+        raise ValueError(f"X must have shape (n, d) or (n, *input_shape), got {shape_x}")
     if len(shape_y) < 1 or shape_y[0] != shape_x[0]:
         raise ValueError(f"y must have one entry per row of X ({shape_x[0]}), got shape {shape_y}")
     if shape_x[0] < 1:
@@ -765,8 +765,12 @@ def linearize_batches(
     n = _rows(X, y)
     key = attack_options.pop("key", None)
     init = attack_options.pop("init", None)
-    if init is not None and np.shape(init) != np.shape(X):
-        raise ValueError(f"init must have the shape of X, {np.shape(X)}, got {np.shape(init)}")
+    flat = (np.shape(X)[0], int(np.prod(np.shape(X)[1:])))
+    if init is not None and np.shape(init) not in (np.shape(X), flat):
+        raise ValueError(
+            f"init must have the shape of X, {np.shape(X)} (or {flat}, a point's δ), "
+            f"got {np.shape(init)}"
+        )
     starts = tuple(range(0, n, batch_size))
     show = (
         (sys.stderr.isatty() or len(starts) > PROGRESS_MIN_BATCHES)
