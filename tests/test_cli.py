@@ -169,11 +169,26 @@ def _plant(monkeypatch, command, exc):
     if command == "falsify":
         monkeypatch.setattr(falsifier, "falsify_smoothness", boom)
         return FALSIFY
+    if command == "curvature":
+        from advlip import curvature
+
+        monkeypatch.setattr(curvature, "measure", boom)
+        return [
+            "curvature",
+            "--model",
+            "advlip.networks:cnn",
+            "--p",
+            "2",
+            "--eps",
+            "0.1",
+            "--n",
+            "2",
+        ]
     monkeypatch.setattr(experiments, "run", boom)
     return ["experiment", "phase-diagram"] if command == "experiment" else ["landscape"]
 
 
-COMMANDS = ["verify", "falsify", "experiment", "landscape"]
+COMMANDS = ["verify", "falsify", "experiment", "landscape", "curvature"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
