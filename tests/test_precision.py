@@ -261,3 +261,19 @@ def test_runs_with_float64_off_and_reports_float32_bounds():
     assert out["bound"] >= out["u32"] * abs(out["value"])
     for name in ("grad_error", "hvp_error", "blocks_error"):
         assert out[name] >= out["u32"] * 1e-3, (name, out[name])
+
+
+def test_gamma_falls_back_to_the_probabilistic_bound_past_k_u_1():
+    # below k u = 1 the worst-case γ_k; past it (float32 chains of ~10^7 operations, a
+    # ResNet-18's dot products) Higham & Mary's exp(λ√k u + k u²/(1-u)) - 1, with a warning
+    import math
+
+    u = tolerance.unit_roundoff(np.float32)
+    k_ok = int(0.5 / u)
+    assert tolerance.gamma(k_ok, np.float32) == k_ok * u / (1 - k_ok * u)
+    k = 4 * 11_168_266 + 8
+    with pytest.warns(UserWarning, match="probabilistic bound of Higham & Mary"):
+        g = tolerance.gamma(k, np.float32)
+    lam = tolerance.PROBABILISTIC_LAMBDA
+    assert g == math.expm1(lam * math.sqrt(k) * u + k * u * u / (1 - u))
+    assert 0 < g < 0.05  # a usable bound where the worst case (k u = 2.7) has none
