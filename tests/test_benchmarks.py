@@ -2,6 +2,8 @@
 
 import importlib
 import json
+import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,3 +59,35 @@ def test_hvp_torch_quick_runs_and_reports_every_target(tmp_path):
     (size,) = doc["run"]["sizes"]
     assert size["jax"]["peak_rss_mb"] > 0 and size["jax"]["cg_iterations_max"] >= 1
     assert ("torch" in size) == doc["run"]["torch"]
+
+
+def test_resnet_curvature_quick_runs_and_reports(tmp_path):
+    """Smoke run of bench_resnet_curvature --quick (tiny CNN, 4×4×3 synthetic images, CPU
+    float64): the report's shape and its checks, never a time."""
+    bench = importlib.import_module("bench_resnet_curvature")
+    path = tmp_path / "rc.json"
+    assert bench.main(["--quick", "--json", str(path)]) == 0
+    doc = json.loads(path.read_text())
+    run = doc["run"]
+    assert "bench_resnet_curvature.py --model cnn" in doc["command"]
+    assert run["platform"] and run["device_kind"] and run["dtype"] == "float64"
+    assert run["checks_ok"] and len(run["checks"]) == 3
+    assert 0.0 <= run["undetermined_fraction"] <= 1.0
+    for h in ("total", "naive"):
+        assert math.isfinite(run["eigen"][h]["value"]) and run["eigen"][h]["bound"] >= 0
+    names = " ".join(r["name"] for r in doc["benchmarks"])
+    for part in (
+        "gradient (baseline)",
+        "naive HVP",
+        "total HVP",
+        "λ_max",
+        "undetermined",
+        "attack",
+    ):
+        assert part in names, part
+    assert all({"ratio", "target", "met", "device", "command"} <= set(r) for r in doc["benchmarks"])
+
+
+def test_gpu_script_is_valid_bash():
+    proc = subprocess.run(["bash", "-n", str(BENCH / "gpu.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
