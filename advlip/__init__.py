@@ -21,15 +21,24 @@ Submodules, each owning one idea:
 * :mod:`advlip.attacks` — PGD for any per-example loss, with KKT diagnostics
 * :mod:`advlip.adversarial` — adversarial loss, Danskin gradient, total HVP/Hessian (SPEC §3)
 * :mod:`advlip.spectral` — conjugate gradients, power iteration, Lanczos
-* :mod:`advlip.models` — small reference models as pure functions of pytrees
+* :mod:`advlip.models` — small reference models as pure functions of pytrees; the
+  classifier loss on logits and the adapters from equinox, flax and PyTorch
+  (:mod:`advlip.adapters`, :mod:`advlip.torch_convert`)
+* :mod:`advlip.networks` — reference image classifiers: a small CNN, ResNets, ResNet-18
+* :mod:`advlip.spectrum` — top-k eigenvalues, Hutch++ traces, SLQ densities of any HVP
+* :mod:`advlip.curvature` — total vs naive curvature of a network in one call
+  (the ``advlip curvature`` command)
+* :mod:`advlip.apgd` — APGD and PGD on logits, robust accuracy under the strongest
 * :mod:`advlip.smoothness` — gradient ratios, worst-pair search, growth exponents
 * :mod:`advlip.falsifier`, :mod:`advlip.regions` — refute a smoothness claim, with a witness
 * :mod:`advlip.entropy`, :mod:`advlip.entropy_sgd` — local entropy F_γ and EntropySGD (SPEC §4)
 * :mod:`advlip.theorems` — the registry of SPEC results and their checks
 * :mod:`advlip.strategies` — Hypothesis strategies for your own property tests
 * :mod:`advlip.training`, :mod:`advlip.experiments`, :mod:`advlip.plots` — optax adversarial
-  training, the experiments and their pictures (import them explicitly; plots need matplotlib)
-* :mod:`advlip.data`, :mod:`advlip.sharding` — datasets; batch axes over every device
+  training, the experiments and their pictures (import them explicitly; plots need matplotlib);
+  :mod:`advlip.curvature_table`, :mod:`advlip.robust_training` — the two experiments on CNNs
+* :mod:`advlip.data`, :mod:`advlip.sharding` — datasets (bundled, CIFAR-10 and MNIST from a
+  folder, no downloads); batch axes over every device
 * :mod:`advlip.report` — tables and JSON; :mod:`advlip.cli` — the ``advlip`` command
 """
 
