@@ -2048,19 +2048,22 @@ _abs_grads_jit = jax.jit(_abs_grads, static_argnames=("static",))
 
 
 def _hxt_norms(static, dyn, params, X, y, delta):
-    """Per-example Frobenius norm of :math:`H_{\\theta x}` (d forward passes of the θ-gradient
-    per example; examples in ``lax.map`` chunks of bounded memory)."""
+    """Per-example Frobenius norm of :math:`H_{\\theta x}`: d forward passes of the θ-gradient
+    per example, one input direction at a time (O(P) memory). Sequential on purpose: a
+    ``jacfwd``/``vmap`` over directions or examples turns a convolution's kernel gradient
+    into a grouped convolution, which XLA:CPU runs ~200× slower (20 s against 0.1 s for
+    a 3.7k-parameter CNN at n = 48); for MLPs the loop is as fast as the batched form."""
     loss_fn = combine(dyn, static)
-    n, d = X.shape
-    P = _ravel(params).shape[0]
+    d = X.shape[1]
+    eye = jnp.eye(d, dtype=X.dtype)
 
     def one(args):
         z, yi = args
         gth = lambda zz: _ravel(jax.grad(loss_fn)(params, zz, yi))  # noqa: E731
-        J = jax.jacfwd(gth)(z)
-        return jnp.sqrt(jnp.sum(J * J))
+        sq = lax.map(lambda e: jnp.sum(jax.jvp(gth, (z,), (e,))[1] ** 2), eye)
+        return jnp.sqrt(jnp.sum(sq))
 
-    return lax.map(one, (X + delta, y), batch_size=_chunk(n, d * P))
+    return lax.map(one, (X + delta, y))
 
 
 _hxt_norms_jit = jax.jit(_hxt_norms, static_argnames=("static",))
