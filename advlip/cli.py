@@ -606,7 +606,8 @@ def _curvature(args: argparse.Namespace) -> int:
         progress=True,
     )
     print(res.table())
-    replay = shlex.join(["advlip", *sys.argv[1:]]) if sys.argv[1:2] == ["curvature"] else None
+    replay = shlex.join(["advlip", *args.argv])
+    print(f"replay: {replay}")
     if res.densities and args.png:
         from advlip import plots
 
@@ -844,6 +845,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv  # the command as given: reports print it to replay the run
     if args.command == "verify" or (args.command in ("experiment", "landscape") and args.quick):
         _fast_compile()  # quick runs are mostly compilation; must precede JAX's backend
     import jax

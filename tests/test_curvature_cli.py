@@ -93,7 +93,8 @@ def test_command_matches_the_dense_hessians(tiny, tmp_path, capsys):
     # on the L2 sphere the maximiser moves with θ: total and naive differ beyond both bounds
     gap = abs(doc["total"]["values"][0] - doc["naive"]["values"][0])
     assert gap > doc["total"]["bounds"][0] + doc["naive"]["bounds"][0]
-    assert doc["replay"] is None or "curvature" in doc["replay"]
+    assert doc["replay"].startswith("advlip curvature --model") and "--seed 4" in doc["replay"]
+    assert f"replay: {doc['replay']}" in stdout
 
 
 def test_undetermined_examples_exit_1_with_reasons(tiny, capsys):
