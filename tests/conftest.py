@@ -38,3 +38,14 @@ settings.register_profile("thorough", max_examples=500, **_common)
 
 _default = "ci" if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_persistent_compilation_cache(monkeypatch):
+    # advlip.cli.main turns XLA's persistent cache on (under ~/.cache) for the rest of the
+    # process; a test calling it would leave every later test of that worker reading and
+    # writing entries made by other runs with other flags. Tests write only in tmp_path.
+    monkeypatch.setenv("ADVLIP_CACHE_DIR", "off")

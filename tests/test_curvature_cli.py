@@ -43,6 +43,14 @@ TINY = textwrap.dedent(
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_compilation_cache(monkeypatch):
+    # main() would otherwise turn on XLA's persistent cache under ~/.cache for the rest of
+    # this worker's tests (entries written by other runs, other flags): tests write only in
+    # tmp_path
+    monkeypatch.setenv("ADVLIP_CACHE_DIR", "off")
+
+
 @pytest.fixture
 def tiny(tmp_path):
     path = tmp_path / "tiny_models.py"
