@@ -80,7 +80,7 @@ import numpy as np
 from jax import lax
 
 from advlip import attacks, keys
-from advlip._validate import check_p, check_positive_int
+from advlip._validate import check_p, check_positive_int, check_real
 from advlip.losses import LOGIT_LOSSES, get_logit_loss
 
 __all__ = [
@@ -450,12 +450,7 @@ def _prepare(loss_fn, params, X, y, eps, p, clip, losses: tuple[str, ...]) -> _P
             f"p={p!r} is not supported by APGD here; allowed: 2 or inf (math.inf). APGD-L1 "
             "(Croce & Hein 2021) needs a sparse step of its own and is not implemented"
         )
-    try:
-        e = float(eps)
-    except (TypeError, ValueError):
-        e = math.nan
-    if np.shape(eps) != () or not (math.isfinite(e) and e > 0):
-        raise ValueError(f"eps={eps!r} is not allowed; allowed: a finite real > 0")
+    e = check_real("eps", eps, minimum=0.0, strict=True)
     lo, hi = _check_clip(clip)
     X = jnp.asarray(X)
     if X.ndim < 2:
@@ -654,12 +649,7 @@ def pgd(
     steps = check_positive_int("steps", steps)
     restarts = check_positive_int("restarts", restarts)
     if step_size is not None:
-        try:
-            s = float(step_size)
-        except (TypeError, ValueError):
-            s = math.nan
-        if not (math.isfinite(s) and s > 0):
-            raise ValueError(f"step_size={step_size!r} is not allowed; allowed: a finite real > 0")
+        check_real("step_size", step_size, minimum=0.0, strict=True)
     keys.check_key(key)
     prob = _prepare(loss_fn, params, X, y, eps, p, clip, (name,))
     return _run(prob, "pgd", name, steps, restarts, key, step_size, batch_size)
