@@ -16,10 +16,10 @@ Submodules, each owning one idea:
 
 * :mod:`advlip.norms` — dual exponents, Lp norms, dual directions, Lp-ball projections
 * :mod:`advlip.losses` — margin losses and their curvature constants
-* :mod:`advlip.linear` — the closed-form adversarial loss of linear models (SPEC §2)
+* :mod:`advlip.linear` — the closed-form adversarial loss of linear models (docs/theory/closed-form.md)
 * :mod:`advlip.symbolic` — the same in SymPy, and the bounds as expressions
 * :mod:`advlip.attacks` — PGD for any per-example loss, with KKT diagnostics
-* :mod:`advlip.adversarial` — adversarial loss, Danskin gradient, total HVP/Hessian (SPEC §3)
+* :mod:`advlip.adversarial` — adversarial loss, Danskin gradient, total HVP/Hessian (docs/theory/general-models.md)
 * :mod:`advlip.spectral` — conjugate gradients, power iteration, Lanczos
 * :mod:`advlip.models` — small reference models as pure functions of pytrees; the
   classifier loss on logits and the adapters from equinox, flax and PyTorch
@@ -31,8 +31,8 @@ Submodules, each owning one idea:
 * :mod:`advlip.apgd` — APGD and PGD on logits, robust accuracy under the strongest
 * :mod:`advlip.smoothness` — gradient ratios, worst-pair search, growth exponents
 * :mod:`advlip.falsifier`, :mod:`advlip.regions` — refute a smoothness claim, with a witness
-* :mod:`advlip.entropy`, :mod:`advlip.entropy_sgd` — local entropy F_γ and EntropySGD (SPEC §4)
-* :mod:`advlip.theorems` — the registry of SPEC results and their checks
+* :mod:`advlip.entropy`, :mod:`advlip.entropy_sgd` — local entropy F_γ and EntropySGD (docs/theory/entropy-smooth.md)
+* :mod:`advlip.theorems` — the registry of checked results (docs/theory/index.md) and their checks
 * :mod:`advlip.strategies` — Hypothesis strategies for your own property tests
 * :mod:`advlip.training`, :mod:`advlip.experiments`, :mod:`advlip.plots` — optax adversarial
   training, the experiments and their pictures (import them explicitly; plots need matplotlib);

@@ -1,4 +1,4 @@
-"""Total curvature of the adversarial loss (SPEC §3): what a total Hessian-vector product
+"""Total curvature of the adversarial loss (docs/theory/general-models.md): what a total Hessian-vector product
 costs against a gradient, and the dense total Hessian by implicit differentiation
 against finite differences with re-solved attacks.
 
@@ -14,7 +14,7 @@ against finite differences with re-solved attacks.
    ``jax.hessian`` blocks and a d×d solve) against central differences of the Danskin
    gradient with the attack re-solved at every θ ± h e_j (4P attacks, warm-started,
    advlip.adversarial.fd_hessian). On the linear model both are compared with the closed
-   form of SPEC §2 (advlip.linear.adversarial_hessian); on the reference MLP with FD's own
+   form of docs/theory/closed-form.md (advlip.linear.adversarial_hessian); on the reference MLP with FD's own
    Richardson estimate. Target (issue #6): FD/implicit time ≥ 20 at equal or better accuracy.
 
 Every case is checked for correctness before it is timed; timings are medians after a
@@ -237,7 +237,7 @@ def _dense_case(name, pt, exact, quick):
 
 
 def _dense_vs_fd(quick: bool) -> list[dict]:
-    # (a) the linear model: both routes against the closed form of SPEC §2
+    # (a) the linear model: both routes against the closed form of docs/theory/closed-form.md
     rng = np.random.default_rng(1)
     d, n, eps = (6, 32, 0.3) if quick else (12, 128, 0.3)
     w = jnp.asarray(rng.standard_normal(d))

@@ -1,9 +1,9 @@
-"""advlip.adversarial: the total curvature of the adversarial loss (SPEC §3, G0–G3).
+"""advlip.adversarial: the total curvature of the adversarial loss (docs/theory/general-models.md, cases G0–G3).
 
 Every derivative is checked by an independent route: central finite differences of
 the Danskin gradient with the attack re-solved at every θ (Richardson-extrapolated;
 :class:`advlip.adversarial.FDHessian` derives its tolerance from the step, the float64
-error of a gradient and the attack's residual), the closed forms of SPEC §2 for the
+error of a gradient and the attack's residual), the closed forms of docs/theory/closed-form.md for the
 linear model, or dense LAPACK answers for the matrix-free routes. Each property test
 also plants the wrong formula a plain Hessian tool computes (δ held fixed) and asserts
 that the same comparison refutes it.
@@ -159,7 +159,7 @@ def test_delta_jvp_matches_resolved_attacks():
 
 
 def test_linear_model_reduces_to_the_closed_form():
-    """G2 for ℓ(y(w·x+b)): Dδ* = −yε(I − ŵŵᵀ)/‖w‖ and ∇²L = the Hessian of SPEC §2."""
+    """G2 for ℓ(y(w·x+b)): Dδ* = −yε(I − ŵŵᵀ)/‖w‖ and ∇²L = the Hessian of docs/theory/closed-form.md."""
     rng = np.random.default_rng(7)
     d, n, eps = 4, 8, 0.3
     w = jnp.asarray(rng.standard_normal(d))

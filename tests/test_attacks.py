@@ -1,6 +1,6 @@
 """advlip.attacks: PGD on any per-example loss, its KKT certificate, and its errors.
 
-Expected values come from the closed forms of SPEC §2 (:mod:`advlip.linear`) or from
+Expected values come from the closed forms of docs/theory/closed-form.md (:mod:`advlip.linear`) or from
 the definition of a maximiser (no feasible neighbour does better); tolerances are
 float64 error bounds with k counted in the comment, or the attack's own certificate.
 """
@@ -39,7 +39,7 @@ def linear_problems(draw, *, d=4, n=8):
 @settings(max_examples=_EXAMPLES)
 @given(linear_problems())
 def test_linear_model_reproduces_the_closed_form(problem):
-    """Exactness (SPEC §2): δ* = −yεu(w), L = ℓ(m − ε‖w‖_q), ∇L = Danskin closed form."""
+    """Exactness (docs/theory/closed-form.md): δ* = −yεu(w), L = ℓ(m − ε‖w‖_q), ∇L = Danskin closed form."""
     params, X, y, eps, p = problem
     res = attacks.pgd(models.LinearLoss(), params, X, y, eps=eps, p=p)
     assert res.all_converged

@@ -17,7 +17,7 @@ X, Y = data.synthetic(jax.random.PRNGKey(0), n=16, d=3)
 
 
 def _lin_l2_beta(prob, r):
-    # SPEC LIN-L2 (softplus: ℓ''max = 1/4, |ℓ'|max = 1): β = ¼((max‖x‖+ε)² + [bias]) + ε/r on ‖w‖ ≥ r
+    # LIN-L2 (docs/theory/lin-l2.md) (softplus: ℓ''max = 1/4, |ℓ'|max = 1): β = ¼((max‖x‖+ε)² + [bias]) + ε/r on ‖w‖ ≥ r
     return 0.25 * ((prob.x_norm_max + prob.eps) ** 2 + prob.fit_bias) + prob.eps / r
 
 
@@ -47,7 +47,7 @@ def test_lin_l2_true_bound_is_never_refuted(eps, r, seed):
 def test_lin_linf_additive_bound_is_never_refuted(eps, seed):
     prob = LinearProblem(X=X, y=Y, eps=eps, p=math.inf)
     sd = math.sqrt(prob.d)
-    beta = 0.25 * (prob.x_norm_max + eps * sd) ** 2  # SPEC LIN-LINF, softplus constants
+    beta = 0.25 * (prob.x_norm_max + eps * sd) ** 2  # LIN-LINF (docs/theory/lin-linf.md), softplus constants
     alpha = 2 * eps * sd * 1.0
     v = falsify_smoothness(
         prob.grad,

@@ -31,7 +31,7 @@ def _problem(p, dim=DIM, n=16, eps=0.5):
 
 
 def _lin_l2_beta(prob, r):
-    # SPEC LIN-L2 (softplus: ℓ''max = 1/4, |ℓ'|max = 1): β = ¼(max‖x‖+ε)² + ε/r on ‖w‖ ≥ r
+    # LIN-L2 (docs/theory/lin-l2.md) (softplus: ℓ''max = 1/4, |ℓ'|max = 1): β = ¼(max‖x‖+ε)² + ε/r on ‖w‖ ≥ r
     return float(0.25 * (prob.x_norm_max + prob.eps) ** 2 + prob.eps / r)
 
 

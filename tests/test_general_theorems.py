@@ -1,4 +1,4 @@
-"""The GEN checks of SPEC §3: they hold on the reference models, and they have power.
+"""The GEN checks (docs/theory/general-models.md): they hold on the reference models, and they have power.
 
 Each check runs once at the quick size on seed 0 (the figures of ``advlip verify
 --quick``), then again with the wrong formula a plain tool would use planted in it —

@@ -1,4 +1,4 @@
-"""The closed-form adversarial loss of linear models (SPEC §2), checked by independent routes.
+"""The closed-form adversarial loss of linear models (docs/theory/closed-form.md), checked by independent routes.
 
 * the closed form against the maximum over the ball: every vertex for p = inf and p = 1,
   optimality conditions (random feasible points, KKT) and projected gradient ascent otherwise;
@@ -122,7 +122,7 @@ class Case:
 
 
 class ErrorModel:
-    r"""Float64 error bounds of the closed forms of SPEC §2 at one case, per route.
+    r"""Float64 error bounds of the closed forms of docs/theory/closed-form.md at one case, per route.
 
     Margins :math:`\tilde m_i = y_i(w\cdot x_i + b) - \varepsilon N`, :math:`N = \|w\|_q`: the
     dot product (d), ``+ b`` (1), ``eps * N`` (1) and the subtraction (1) on top of N's own

@@ -1,4 +1,4 @@
-"""Property tests of SPEC §2's results over Hypothesis-drawn problems and pairs.
+"""Property tests of the linear results (docs/theory/lin-*.md) over Hypothesis-drawn problems and pairs.
 
 These use the public strategies of advlip.strategies, as a user's own tests would.
 """
@@ -40,7 +40,7 @@ def _half_bound_margin(args):
 
 
 def test_power_halved_lin_l2_bound_is_refuted_by_hypothesis_search():
-    # SPEC: the worst pair reaches 0.89 of the bound, so half of it must fall; one example
+    # the worst pair reaches 0.89 of the bound (docs/theory/lin-l2.md), so half of it must fall; one example
     # with a bias-free single point and small weights is where it is nearly attained.
     pairs = strategies.weight_pairs(D, min_norm=1e-3, max_norm=0.1, max_rel_dist=2.0)
     found = falsify(_half_bound_margin, st.tuples(problems_l2, pairs), budget=400, seed=0)
@@ -54,7 +54,7 @@ def test_power_halved_lin_l2_bound_is_refuted_by_hypothesis_search():
     eps=strategies.epsilons(min_eps=0.1, max_eps=1.0),
 )
 def test_witness_exponent_is_q_minus_2_at_a_zero_coordinate(p, w, eps):
-    # SPEC LIN-LP: at w_i = 0 the ratio on w ± t e_i grows like t^(q−2) for 2 < p < ∞, 1/t for p = ∞
+    # LIN-LP (docs/theory/lin-lp.md): at w_i = 0 the ratio on w ± t e_i grows like t^(q−2) for 2 < p < ∞, 1/t for p = ∞
     from advlip import data
 
     X, y = data.synthetic(jax.random.PRNGKey(1), n=8, d=D)
@@ -76,7 +76,7 @@ def test_witness_exponent_is_q_minus_2_at_a_zero_coordinate(p, w, eps):
     p=st.floats(1.05, 2.0), w=strategies.weights(D, kind="exact_kink", min_norm=0.5, max_norm=3.0)
 )
 def test_witness_is_bounded_for_p_at_most_2(p, w):
-    # SPEC LIN-LP: for 1 < p ≤ 2 (q ≥ 2) the zero coordinate is no kink: exponent 0
+    # LIN-LP (docs/theory/lin-lp.md): for 1 < p ≤ 2 (q ≥ 2) the zero coordinate is no kink: exponent 0
     from advlip import data
 
     X, y = data.synthetic(jax.random.PRNGKey(2), n=8, d=D)

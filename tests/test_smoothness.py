@@ -76,7 +76,7 @@ def test_growth_exponent_recovers_known_power_laws(s):
     assert fit.resolved
     assert fit.agrees_with(expected), fit.to_dict()
     assert fit.bounded == (s >= 0)
-    # and it would reject the neighbouring exponents of SPEC's phase diagram
+    # and it would reject the neighbouring exponents of LIN-LP's phase diagram
     assert not fit.agrees_with(expected - 0.1) and not fit.agrees_with(expected + 0.1)
 
 

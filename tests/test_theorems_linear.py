@@ -1,4 +1,4 @@
-"""SPEC §2 checks: true statements hold, planted false ones are refuted (power check)."""
+"""The linear checks (docs/theory/lin-*.md): true statements hold, planted false ones are refuted (power check)."""
 
 import json
 import math
@@ -13,11 +13,11 @@ from advlip.theorems import linear as TL
 from advlip.theorems.base import CheckConfig
 
 QUICK = CheckConfig(seed=0, quick=True)
-SPEC_IDS = ["LIN-L2", "LIN-L2-ZERO", "LIN-LINF", "LIN-L1", "LIN-LP", "LIU"]
+LINEAR_IDS = ["LIN-L2", "LIN-L2-ZERO", "LIN-LINF", "LIN-L1", "LIN-LP", "LIU"]
 
 
 def test_every_spec_section2_id_is_registered():
-    for rid in SPEC_IDS:
+    for rid in LINEAR_IDS:
         res = theorems.get(rid)
         assert res.statement and res.hypotheses and res.kind
     with pytest.raises(ValueError, match="unknown result id 'LIN-L3'"):
@@ -26,10 +26,10 @@ def test_every_spec_section2_id_is_registered():
 
 @pytest.fixture(scope="module")
 def quick_results():
-    return {rid: theorems.get(rid).check(QUICK) for rid in SPEC_IDS}
+    return {rid: theorems.get(rid).check(QUICK) for rid in LINEAR_IDS}
 
 
-@pytest.mark.parametrize("rid", SPEC_IDS)
+@pytest.mark.parametrize("rid", LINEAR_IDS)
 def test_spec_statement_holds_on_default_cases(quick_results, rid):
     r = quick_results[rid]
     assert r.verdict == "holds", (r.figure, r.reason)
@@ -54,7 +54,7 @@ def test_lin_l2_worst_pair_is_below_the_bound_when_replayed(quick_results):
 
 
 def test_power_lin_l2_halved_is_refuted():
-    # SPEC: the worst pair sits at 0.89 of the bound, so half the bound must be violated.
+    # the worst pair sits at 0.89 of the bound (docs/theory/lin-l2.md), so half the bound must be violated.
     r = TL.check_lin_l2(QUICK, bound_scale=0.5)
     assert r.verdict == "fails"
     assert r.worst["R"] > r.worst["bound"]

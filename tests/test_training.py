@@ -19,7 +19,7 @@ KEY = jax.random.PRNGKey(0)
 
 
 def _l2_beta(prob: LinearProblem, w1, w2) -> float:
-    """LIN-L2 (SPEC §2) with the bias as a parameter: ¼((max‖x‖ + ε)² + 1) + ε/√(‖w1‖‖w2‖)."""
+    """LIN-L2 (docs/theory/closed-form.md) with the bias as a parameter: ¼((max‖x‖ + ε)² + 1) + ε/√(‖w1‖‖w2‖)."""
     return 0.25 * ((prob.x_norm_max + prob.eps) ** 2 + 1.0) + prob.eps / math.sqrt(
         float(np.linalg.norm(w1)) * float(np.linalg.norm(w2))
     )
@@ -87,7 +87,7 @@ def _light(loss_fn, params, eps, p, steps, **kw):
 @pytest.mark.parametrize("p", [2.0, math.inf])
 def test_light_pgd_reaches_the_closed_form_on_a_linear_model(p):
     # For ℓ(y(w·x+b)) the input gradient has a constant direction, so steepest ascent with
-    # α = 2.5ε/k reaches δ* = −yε u(w) (SPEC §2) in ⌈1/2.5·k⌉ steps and stays (projection).
+    # α = 2.5ε/k reaches δ* = −yε u(w) (docs/theory/closed-form.md) in ⌈1/2.5·k⌉ steps and stays (projection).
     w, b, eps = jnp.array([0.8, -1.3, 0.0001, 2.0, -0.4]), 0.2, 0.3
     params = {"w": w, "b": jnp.asarray(b)}
     delta, val = _light(models.LinearLoss(), params, eps, p, 5)
@@ -214,7 +214,7 @@ def test_first_gradient_ratio_matches_an_independent_recomputation(l2_run):
 
 def test_lambda_max_at_the_last_checkpoint_is_the_top_eigenvalue_of_the_closed_form_hessian(l2_run):
     prob, h = l2_run
-    H = np.asarray(prob.hessian(jnp.asarray(h.final_params)))  # advlip.linear (SPEC §2)
+    H = np.asarray(prob.hessian(jnp.asarray(h.final_params)))  # advlip.linear (docs/theory/closed-form.md)
     top = float(np.linalg.eigvalsh(H)[-1])
     assert abs(h.lambda_max_total[-1] - top) <= 2 * h.lambda_error[-1]
     # under L2 the curvature term −ε mean ℓ' (I − ŵŵᵀ)/‖w‖ is PSD: total ⪰ naive
