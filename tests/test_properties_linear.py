@@ -40,7 +40,8 @@ def _half_bound_margin(args):
 
 
 def test_power_halved_lin_l2_bound_is_refuted_by_hypothesis_search():
-    # the worst pair reaches 0.89 of the bound (docs/theory/lin-l2.md), so half of it must fall; one example
+    # the bound is nearly attained (the verify search reaches R/β = 0.9999 on small weights,
+    # docs/theory/lin-l2.md), so half of it must fall; one example
     # with a bias-free single point and small weights is where it is nearly attained.
     pairs = strategies.weight_pairs(D, min_norm=1e-3, max_norm=0.1, max_rel_dist=2.0)
     found = falsify(_half_bound_margin, st.tuples(problems_l2, pairs), budget=400, seed=0)

@@ -1,4 +1,9 @@
-"""The README's examples run as written (a README example nobody runs goes stale)."""
+"""The README's examples run as written (a README example nobody runs goes stale).
+
+Every ```python block runs here. Blocks fenced ```py are launch scripts for several
+processes or hosts (they call ``jax.distributed.initialize``); what they do is run, with
+two processes on localhost, by tests/test_multihost.py.
+"""
 
 import re
 from pathlib import Path
