@@ -1,4 +1,5 @@
-r"""Local entropy :math:`F_\gamma`, the smoothed adversarial loss of EntropySGD (SPEC §4).
+r"""Local entropy :math:`F_\gamma`, the smoothed adversarial loss of EntropySGD
+(docs/theory/entropy-smooth.md).
 
 .. math:: F_\gamma(\theta) = -\log \int \exp\!\Big(-L(\theta') - \frac{\gamma}{2}\|\theta - \theta'\|^2\Big)\, d\theta' ,
 
@@ -20,7 +21,7 @@ The quadrature is a float64 instrument (its weights span many orders of magnitud
 so turn on JAX's float64 mode before building it; without it JAX warns and computes
 in float32.
 
-Example:
+Examples:
     >>> import jax
     >>> jax.config.update("jax_enable_x64", True)
     >>> import jax.numpy as jnp
@@ -52,6 +53,22 @@ class Quadrature:
 
     Build with :meth:`build`; then :meth:`F`, :meth:`grad`, :meth:`hessian`, and
     :meth:`grad_error` (the Richardson estimate of the gradient's quadrature error).
+
+    Examples:
+        For :math:`L(\\theta) = \\|\\theta\\|^2/2` in 2-D and γ = 1 the Gibbs integral is
+        Gaussian: :math:`F_1(\\theta) = \\|\\theta\\|^2/4 - \\log\\pi`, Hessian :math:`I/2`.
+
+        >>> import jax; jax.config.update("jax_enable_x64", True)
+        >>> import jax.numpy as jnp
+        >>> from advlip.entropy import Quadrature
+        >>> L = lambda th: 0.5 * jnp.sum(th**2)
+        >>> q = Quadrature.build(L, center=jnp.zeros(2), gamma=1.0, half_width=12.0, n=201)
+        >>> round(float(q.F(jnp.zeros(2))), 4)            # -log π
+        -1.1447
+        >>> [round(float(v), 4) for v in jnp.diag(q.hessian(jnp.array([1.0, 0.0])))]
+        [0.5, 0.5]
+        >>> q.grad(jnp.ones((5, 2))).shape                # a batch of queries at once
+        (5, 2)
     """
 
     nodes: jax.Array  # (N, d)
@@ -156,5 +173,11 @@ def _moments(nodes, log_w, gamma, theta):
 
 
 def gibbs_width(gamma: float) -> float:
-    """Half-width that holds the Gaussian factor of the Gibbs measure to e^-32: 8/√γ."""
+    """Half-width that holds the Gaussian factor of the Gibbs measure to e^-32: 8/√γ.
+
+    Examples:
+        >>> from advlip.entropy import gibbs_width
+        >>> gibbs_width(1.0), gibbs_width(4.0)   # a grid for queries |θ| ≤ 2 needs 2 + 8/√γ
+        (8.0, 4.0)
+    """
     return 8.0 / math.sqrt(gamma)

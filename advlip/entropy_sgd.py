@@ -12,10 +12,10 @@ averaged after ``burn_in`` steps (or exponentially with weight ``averaging``, as
 paper). :func:`local_entropy_gradient` replaces the incoming updates by that estimate
 (the incoming gradient of L is not needed, and is ignored), so it chains with any
 optax optimiser; :func:`entropy_sgd` is the chain with SGD + momentum. With T = 1
-the measure is SPEC §4's, and the estimate converges to the quadrature value in 2-D
+the measure is that of docs/theory/entropy-smooth.md, and the estimate converges to the quadrature value in 2-D
 (tested). ``gamma`` may be a float or an optax schedule (γ-scoping: γ grows over training).
 
-Example:
+Examples:
     >>> import jax, jax.numpy as jnp, optax
     >>> from advlip.entropy_sgd import entropy_sgd
     >>> grad_L = jax.grad(lambda th: 0.5 * jnp.sum(th**2))
@@ -44,6 +44,23 @@ __all__ = ["local_entropy_gradient", "entropy_sgd", "sgld_chain_means", "LocalEn
 
 
 class LocalEntropyState(NamedTuple):
+    """The state of :func:`local_entropy_gradient`.
+
+    Attributes:
+      key: the JAX PRNG key of the next outer step's Langevin noise.
+      count: outer steps taken (the argument of a ``gamma`` schedule).
+      last_mean: the last estimate of :math:`E[\\theta']`, a params pytree (the params
+        themselves before the first step), for diagnostics.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip.entropy_sgd import local_entropy_gradient
+        >>> tx = local_entropy_gradient(lambda th: th, gamma=1.0, key=jax.random.PRNGKey(1))
+        >>> state = tx.init(jnp.array([2.0, -1.0]))
+        >>> int(state.count), state.last_mean.tolist()
+        (0, [2.0, -1.0])
+    """
+
     key: jax.Array
     count: jax.Array
     last_mean: Any  # the last estimate of E[θ'] (a params pytree), for diagnostics
@@ -80,12 +97,28 @@ def local_entropy_gradient(
         arguments given to ``update(..., batch=(...))`` are passed on, so minibatches work.
       gamma: the coupling γ > 0, or an optax schedule of the step count.
       steps: SGLD steps per outer step; ``burn_in`` of them are discarded (default steps // 4).
-      step_size: SGLD step η; temperature: T (1 gives SPEC §4's Gibbs measure).
+      step_size: the SGLD step η.
+      temperature: T (1 gives the Gibbs measure of docs/theory/entropy-smooth.md; 0 makes
+        SGLD plain gradient descent to the measure's mode).
       averaging: None for the uniform mean after burn-in, or α ∈ (0, 1] for the
         exponential average μ ← (1−α)μ + αθ' of Chaudhari et al.
       chains: independent chains averaged together (variance ÷ chains).
       key: the JAX PRNG key of the Langevin noise (default ``jax.random.PRNGKey(0)``); the
         state carries it, split once per outer step.
+
+    Examples:
+        For :math:`L(\\theta) = \\|\\theta\\|^2/2` the Gibbs measure is Gaussian with mean
+        :math:`\\theta/(1+\\gamma)`, so the update is :math:`\\gamma^2\\theta/(1+\\gamma)`:
+        θ/2 for γ = 1. At T = 0 the chain descends to that mean without noise:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip.entropy_sgd import local_entropy_gradient
+        >>> grad_L = lambda th: th
+        >>> tx = local_entropy_gradient(grad_L, gamma=1.0, steps=100, step_size=0.1, temperature=0.0)
+        >>> params = jnp.array([2.0, -1.0])
+        >>> updates, state = tx.update(jnp.zeros(2), tx.init(params), params)
+        >>> [round(float(u), 3) for u in updates], int(state.count)
+        ([1.0, -0.5], 1)
     """
     if not callable(gamma):
         _check_positive("gamma", gamma)
@@ -153,10 +186,24 @@ def sgld_chain_means(
     averaging: float | None = None,
     chains: int = 1,
 ) -> jax.Array:
-    """Per-chain SGLD estimates of :math:`E[\theta']` (shape (chains, P)) for flat ``theta``.
+    r"""Per-chain SGLD estimates of :math:`E[\theta']` (shape (chains, P)) for flat ``theta``.
 
     Independent chains give the Monte-Carlo standard error of the mean directly:
     ``means.std(0) / sqrt(chains)``.
+
+    Examples:
+        For :math:`L(\theta') = \|\theta'\|^2/2` and γ = 1 the Gibbs mean is θ/2; with
+        ``temperature=0`` every chain is the same noiseless descent, contracting by
+        :math:`1 - 2\eta = 0.8` a step, so after the 50 burn-in steps it sits at θ/2 to
+        :math:`0.8^{50} \approx 10^{-5}`:
+
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip.entropy_sgd import sgld_chain_means
+        >>> means = sgld_chain_means(lambda th: th, jnp.array([2.0, -1.0]), jax.random.PRNGKey(0),
+        ...                          gamma=1.0, steps=100, step_size=0.1, temperature=0.0,
+        ...                          burn_in=50, chains=3)
+        >>> means.shape, [round(float(m), 3) for m in means[0]]
+        ((3, 2), [1.0, -0.5])
     """
 
     def chain(k):
@@ -186,7 +233,24 @@ def entropy_sgd(
     momentum: float | None = 0.9,
     **kwargs: Any,
 ) -> optax.GradientTransformationExtraArgs:
-    """EntropySGD: :func:`local_entropy_gradient` chained with ``optax.sgd(learning_rate, momentum)``."""
+    r"""EntropySGD: :func:`local_entropy_gradient` chained with ``optax.sgd(learning_rate, momentum)``.
+
+    ``kwargs`` go to :func:`local_entropy_gradient` (``steps``, ``step_size``,
+    ``temperature``, ``burn_in``, ``averaging``, ``chains``, ``key``).
+
+    Examples:
+        One step on :math:`L(\theta) = \|\theta\|^2/2` at T = 0: the update θ/2 (see
+        :func:`local_entropy_gradient`) times the learning rate 0.5 (momentum starts at 0):
+
+        >>> import jax.numpy as jnp, optax
+        >>> from advlip.entropy_sgd import entropy_sgd
+        >>> opt = entropy_sgd(lambda th: th, 0.5, gamma=1.0, steps=100, step_size=0.1,
+        ...                   temperature=0.0)
+        >>> params = jnp.array([2.0, -1.0])
+        >>> updates, _ = opt.update(jnp.zeros(2), opt.init(params), params)
+        >>> [round(float(v), 3) for v in optax.apply_updates(params, updates)]
+        [1.5, -0.75]
+    """
     return optax.chain(
         local_entropy_gradient(grad_fn, gamma=gamma, **kwargs),
         optax.sgd(learning_rate, momentum=momentum),

@@ -11,7 +11,7 @@ is ``N`` itself, so :func:`numpy_rng` ``(PRNGKey(N), *tags)`` draws exactly what
 ``np.random.default_rng([N, *tags])`` draws, and :func:`key_seed` recovers ``N`` (the
 ``--seed`` that replays a run).
 
-Example:
+Examples:
     >>> import jax, numpy as np
     >>> from advlip import keys
     >>> key = jax.random.PRNGKey(7)
@@ -70,6 +70,17 @@ def check_key(key: Any, name: str = "key") -> jax.Array:
     """``key`` if it is one JAX PRNG key (raw ``uint32`` or typed), else a ValueError naming ``name``.
 
     A concrete key is required: its bits seed NumPy draws, so it cannot be a traced value.
+
+    Examples:
+        >>> import jax
+        >>> from advlip.keys import check_key
+        >>> key = jax.random.PRNGKey(0)
+        >>> check_key(key) is key
+        True
+        >>> check_key(0, "seed")
+        Traceback (most recent call last):
+            ...
+        ValueError: seed=0 is an integer; allowed: a JAX PRNG key, e.g. jax.random.PRNGKey(0) (integer seeds are for the command line only)
     """
     _bits(key, name)
     return key
@@ -80,6 +91,14 @@ def key_seed(key: Any) -> int:
 
     ``key_seed(jax.random.PRNGKey(N)) == N``: the ``--seed`` that replays a run. A key that
     was split or folded gives a large integer with no ``--seed`` of its own.
+
+    Examples:
+        >>> import jax
+        >>> from advlip.keys import key_seed
+        >>> key_seed(jax.random.PRNGKey(42)), key_seed(jax.random.key(42))   # raw or typed
+        (42, 42)
+        >>> key_seed(jax.random.split(jax.random.PRNGKey(42))[0]) >= 2**32   # no --seed
+        True
     """
     value = 0
     for b in _bits(key, "key"):
@@ -92,5 +111,15 @@ def numpy_rng(key: Any, *tags: int) -> np.random.Generator:
 
     ``numpy_rng(jax.random.PRNGKey(N), *tags)`` draws what ``np.random.default_rng([N, *tags])``
     draws (for N = 0 too: NumPy reads ``[0, *tags]`` as those words).
+
+    Examples:
+        >>> import jax, numpy as np
+        >>> from advlip.keys import numpy_rng
+        >>> key = jax.random.PRNGKey(3)
+        >>> a = numpy_rng(key, 1).integers(0, 100, 5)
+        >>> a.tolist() == np.random.default_rng([3, 1]).integers(0, 100, 5).tolist()   # replays
+        True
+        >>> a.tolist() == numpy_rng(key, 2).integers(0, 100, 5).tolist()   # another tag, another stream
+        False
     """
     return np.random.default_rng([key_seed(key), *(int(t) for t in tags)])

@@ -1,4 +1,5 @@
-r"""Binary linear classification under an Lp attack, in closed form (SPEC §2).
+r"""Binary linear classification under an Lp attack, in closed form
+(docs/theory/closed-form.md).
 
 Model :math:`f(x) = w\cdot x + b`, margin :math:`m = y f(x)`, decreasing margin loss
 :math:`\ell`. By Hölder's inequality the inner maximisation has the closed form
@@ -17,7 +18,7 @@ each averaged over the rows of a dataset. The gradient exists except where
 ``w = 0`` for every p, coordinates ``w_i = 0`` for p = ∞, ties of the largest
 :math:`|w_i|` for p = 1 (:func:`nondifferentiable_reason`).
 
-Example:
+Examples:
     >>> import jax.numpy as jnp
     >>> from advlip import linear
     >>> w, X, y = jnp.array([1.0, -2.0]), jnp.array([[0.5, 1.0], [1.0, -1.0]]), jnp.array([1.0, -1.0])
@@ -64,7 +65,19 @@ __all__ = [
 
 
 class NonDifferentiableError(ValueError):
-    """The adversarial loss has no gradient at the requested point."""
+    """The adversarial loss has no gradient at the requested point.
+
+    A ``ValueError``: the point is a bad input for a gradient or a Hessian.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.linear import NonDifferentiableError, adversarial_hessian
+        >>> try:   # w_1 = 0 under an L∞ attack: the gradient jumps there
+        ...     adversarial_hessian(jnp.array([0.0, 1.0]), jnp.eye(2), jnp.ones(2), eps=0.1, p=float("inf"))
+        ... except NonDifferentiableError as err:
+        ...     print(isinstance(err, ValueError), "docs/theory/lin-linf.md" in str(err))
+        True True
+    """
 
 
 # --------------------------------------------------------------------------- core (no checks)
@@ -121,7 +134,20 @@ def _prepare(w, X, y, eps, p, b):
 def adversarial_margin(
     w: ArrayLike, X: ArrayLike, y: ArrayLike, *, eps: ArrayLike, p: float, b: ArrayLike = 0.0
 ) -> jax.Array:
-    r"""Worst-case margins :math:`\tilde m_i = y_i(w\cdot x_i + b) - \varepsilon\|w\|_q`, shape (n,)."""
+    r"""Worst-case margins :math:`\tilde m_i = y_i(w\cdot x_i + b) - \varepsilon\|w\|_q`, shape (n,).
+
+    Examples:
+        Clean margins 3 and −4, lowered by :math:`\varepsilon\|w\|_q`: 0.1 · 5 for p = 2
+        (q = 2), 0.1 · 7 for p = ∞ (q = 1):
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import linear
+        >>> w, X, y = jnp.array([3.0, 4.0]), jnp.array([[1.0, 0.0], [0.0, 1.0]]), jnp.array([1.0, -1.0])
+        >>> [round(float(m), 4) for m in linear.adversarial_margin(w, X, y, eps=0.1, p=2.0)]
+        [2.5, -4.5]
+        >>> [round(float(m), 4) for m in linear.adversarial_margin(w, X, y, eps=0.1, p=float("inf"))]
+        [2.3, -4.7]
+    """
     q = _prepare(w, X, y, eps, p, b)
     return _margins(jnp.asarray(w), jnp.asarray(X), jnp.asarray(y), b, eps, q)
 
@@ -136,7 +162,7 @@ def adversarial_loss(
     b: ArrayLike = 0.0,
     loss: str | MarginLoss = "softplus",
 ) -> jax.Array:
-    r"""Mean adversarial loss :math:`L(w, b) = \operatorname{mean}_i \ell(\tilde m_i)` (SPEC §2, closed form).
+    r"""Mean adversarial loss :math:`L(w, b) = \operatorname{mean}_i \ell(\tilde m_i)` (docs/theory/closed-form.md).
 
     Args:
       w: weights, shape (d,).
@@ -148,6 +174,18 @@ def adversarial_loss(
       loss: ``"softplus"``, ``"exponential"`` or ``"squared_hinge"``.
 
     Differentiable by ``jax.grad`` wherever the loss is (see :func:`nondifferentiable_reason`).
+
+    Examples:
+        With the squared hinge, margins 2.5 and −4.5 cost 0 and 5.5² (the mean is 15.125);
+        without the attack, 0 and 5²:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import linear
+        >>> w, X, y = jnp.array([3.0, 4.0]), jnp.array([[1.0, 0.0], [0.0, 1.0]]), jnp.array([1.0, -1.0])
+        >>> round(float(linear.adversarial_loss(w, X, y, eps=0.1, p=2.0, loss="squared_hinge")), 4)
+        15.125
+        >>> round(float(linear.adversarial_loss(w, X, y, eps=0.0, p=2.0, loss="squared_hinge")), 4)
+        12.5
     """
     lo = get_loss(loss)
     q = _prepare(w, X, y, eps, p, b)
@@ -160,6 +198,16 @@ def optimal_perturbation(w: ArrayLike, y: ArrayLike, *, eps: ArrayLike, p: float
     It is feasible, :math:`\|\delta^*\|_p = \varepsilon` (for :math:`w \ne 0`), and attains
     Hölder's equality :math:`y\, w\cdot\delta^* = -\varepsilon\|w\|_q`. Shape (d,) for a scalar
     ``y``, (n, d) for ``y`` of shape (n,). At ``w = 0`` every δ is optimal and 0 is returned.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.linear import optimal_perturbation
+        >>> w = jnp.array([3.0, 4.0])
+        >>> delta = optimal_perturbation(w, 1.0, eps=0.1, p=2.0)    # -ε w/‖w‖₂
+        >>> [round(float(v), 4) for v in delta], round(float(w @ delta), 4)   # w·δ* = -ε‖w‖₂
+        ([-0.06, -0.08], -0.5)
+        >>> optimal_perturbation(w, jnp.array([1.0, -1.0, 1.0]), eps=0.1, p=2.0).shape
+        (3, 2)
     """
     p = check_p(p)
     check_eps(eps)
@@ -190,6 +238,22 @@ def adversarial_grad(
     At a point where the gradient does not exist it returns the element of the
     subdifferential built from :func:`advlip.norms.dual_direction`; call
     :func:`check_differentiable` first when that matters.
+
+    Examples:
+        One example, margin 3 − 0.1 · 5 = 2.5: the gradient is
+        :math:`\ell'(2.5)\,(x - \varepsilon w/\|w\|, y)` with :math:`\ell'(2.5) = -\sigma(-2.5)`,
+        and automatic differentiation of the closed form agrees (Danskin's theorem):
+
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from advlip import linear
+        >>> w, X, y = jnp.array([3.0, 4.0]), jnp.array([[1.0, 0.0]]), jnp.array([1.0])
+        >>> gw, gb = linear.adversarial_grad(w, X, y, eps=0.1, p=2.0)
+        >>> [round(float(v), 4) for v in gw], round(float(gb), 4)
+        ([-0.0713, 0.0061], -0.0759)
+        >>> auto = jax.jit(jax.grad(lambda w: linear.adversarial_loss(w, X, y, eps=0.1, p=2.0)))
+        >>> [round(float(v), 4) for v in auto(w)]
+        [-0.0713, 0.0061]
     """
     lo = get_loss(loss)
     q = _prepare(w, X, y, eps, p, b)
@@ -211,6 +275,17 @@ def adversarial_hessian(
     :math:`\nabla^2_w L = \operatorname{mean}\,\ell''(\tilde m) a a^\top - \varepsilon\,\operatorname{mean}\,\ell'(\tilde m)\,\nabla^2\|w\|_q`;
     the bias row/column is :math:`\operatorname{mean}\,\ell''(\tilde m)\, y\,(a, y)`.
     Raises :class:`NonDifferentiableError` where the gradient itself does not exist.
+
+    Examples:
+        The diagonal: :math:`\ell''(2.5)\,a_i^2` with :math:`a = (0.94, -0.08, 1)`, plus the
+        curvature of :math:`\|w\|_2` on the weights, :math:`-\varepsilon\ell'(2.5)\,(0.128, 0.072)`:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import linear
+        >>> w, X, y = jnp.array([3.0, 4.0]), jnp.array([[1.0, 0.0]]), jnp.array([1.0])
+        >>> H = linear.adversarial_hessian(w, X, y, eps=0.1, p=2.0)
+        >>> H.shape, [round(float(v), 4) for v in H.diagonal()]
+        ((3, 3), [0.0629, 0.001, 0.0701])
     """
     lo = get_loss(loss)
     q = _prepare(w, X, y, eps, p, b)
@@ -227,6 +302,15 @@ def nondifferentiable_reason(w: ArrayLike, *, eps: ArrayLike, p: float) -> str |
     :math:`|w_i|` is attained twice (p = 1, q = ∞). (For the squared hinge the kink
     is harmless where every margin is ≥ 1; this function does not look at the data and
     reports the kink of the norm.)
+
+    Examples:
+        >>> from advlip.linear import nondifferentiable_reason
+        >>> nondifferentiable_reason([3.0, 4.0], eps=0.1, p=2.0) is None
+        True
+        >>> print(nondifferentiable_reason([0.0, 1.0], eps=0.1, p=float("inf")))
+        w has zero coordinate(s) [0]: under p=inf the loss contains -eps*||w||_1, ...
+        >>> nondifferentiable_reason([0.0, 1.0], eps=0.0, p=float("inf")) is None   # no attack
+        True
     """
     p = check_p(p)
     check_eps(eps)
@@ -239,14 +323,14 @@ def nondifferentiable_reason(w: ArrayLike, *, eps: ArrayLike, p: float) -> str |
     if not wa.any():
         return (
             f"w = 0: the adversarial loss contains -eps*||w||_q with eps={float(eps):g}, "
-            f"which has no gradient at w = 0 for p={p:g} (SPEC LIN-L2-ZERO); "
+            f"which has no gradient at w = 0 for p={p:g} (docs/theory/lin-l2-zero.md); "
             "the gradient ratio grows like 1/t on pairs ±t·v"
         )
     if math.isinf(p) and (wa == 0).any():
         idx = np.flatnonzero(wa == 0).tolist()
         return (
             f"w has zero coordinate(s) {idx[:8]}: under p=inf the loss contains -eps*||w||_1, "
-            "whose gradient jumps across every hyperplane w_i = 0 (SPEC LIN-LINF)"
+            "whose gradient jumps across every hyperplane w_i = 0 (docs/theory/lin-linf.md)"
         )
     if p == 1.0:
         top = np.flatnonzero(wa == wa.max())
@@ -254,13 +338,22 @@ def nondifferentiable_reason(w: ArrayLike, *, eps: ArrayLike, p: float) -> str |
             return (
                 f"the largest |w_i| is attained at coordinates {top[:8].tolist()}: under p=1 "
                 "the loss contains -eps*||w||_inf, which has no gradient where the maximum ties "
-                "(SPEC LIN-L1)"
+                "(docs/theory/lin-l1.md)"
             )
     return None
 
 
 def check_differentiable(w: ArrayLike, *, eps: ArrayLike, p: float) -> None:
-    """Raise :class:`NonDifferentiableError` where the adversarial loss has no gradient."""
+    """Raise :class:`NonDifferentiableError` where the adversarial loss has no gradient.
+
+    Examples:
+        >>> from advlip.linear import check_differentiable
+        >>> check_differentiable([2.0, 1.0], eps=0.1, p=1.0)   # the largest |w_i| is unique
+        >>> check_differentiable([1.0, -1.0], eps=0.1, p=1.0)
+        Traceback (most recent call last):
+            ...
+        advlip.linear.NonDifferentiableError: the gradient of the adversarial loss does not exist here, ...
+    """
     reason = nondifferentiable_reason(w, eps=eps, p=p)
     if reason is not None:
         raise NonDifferentiableError(
@@ -283,6 +376,15 @@ def crosses_kink(w1: ArrayLike, w2: ArrayLike, *, p: float) -> bool:
       ends are exactly antiparallel, which this test does not look for).
 
     NumPy, not traceable.
+
+    Examples:
+        >>> from advlip.linear import crosses_kink
+        >>> crosses_kink([1.0, 0.5], [2.0, 0.2], p=1.0)   # w_1 stays the unique largest
+        False
+        >>> crosses_kink([1.0, 0.5], [0.5, 1.0], p=1.0)   # the largest coordinate changes
+        True
+        >>> crosses_kink([1.0, -0.5], [1.0, 0.5], p=float("inf"))   # w_2 changes sign
+        True
     """
     p = check_p(p)
     w1, w2 = np.asarray(w1), np.asarray(w2)
@@ -314,7 +416,7 @@ class LinearProblem:
     (``jax.jit(LinearProblem.grad)(prob, theta)``) and one compilation serves every
     problem of the same shapes and static settings.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from advlip.linear import LinearProblem
         >>> prob = LinearProblem(X=jnp.eye(2), y=jnp.array([1.0, -1.0]), eps=0.1, p=2.0)
@@ -457,7 +559,8 @@ class LinearProblem:
 
     def ratio_bound(self, theta1: ArrayLike, theta2: ArrayLike) -> float:
         r"""A bound on :math:`R = \|\nabla L(\theta_1) - \nabla L(\theta_2)\| / \|\theta_1 - \theta_2\|`
-        for this pair, from SPEC §2, or ``inf`` where none applies.
+        for this pair, from the linear results (docs/theory/lin-l2.md,
+        docs/theory/lin-linf.md, docs/theory/lin-l1.md), or ``inf`` where none applies.
 
         p = 2: LIN-L2's :math:`\beta(w_1, w_2) = \ell''_{\max}((\max\|x\| + \varepsilon)^2
         + [\text{bias}]) + \varepsilon|\ell'|_{\max}/\sqrt{\|w_1\|\|w_2\|}` (every pair with

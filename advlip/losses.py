@@ -1,7 +1,7 @@
 r"""Decreasing margin losses :math:`\ell(m)` and the constants the bounds need.
 
 Each loss carries its value and first two derivatives in closed form (used by the
-Danskin gradient and the Hessian of SPEC §2), its SymPy expression (used by
+Danskin gradient and the Hessian of docs/theory/closed-form.md), its SymPy expression (used by
 :mod:`advlip.symbolic` and ``proofs/``), and the suprema of :math:`\ell''` and
 :math:`|\ell'|` — globally, and over an interval of margins :math:`[lo, hi]`, which is
 what a bound needs when the global supremum is infinite (exponential, squared hinge).
@@ -14,7 +14,7 @@ name               :math:`\ell(m)`        :math:`\sup \ell''`             :math:
 ``squared_hinge``  :math:`\max(0,1-m)^2`   2                               ∞ (:math:`2(1-lo)`)
 =================  =====================  ==============================  =====================
 
-Example:
+Examples:
     >>> from advlip.losses import get_loss
     >>> get_loss("softplus").d2_max
     0.25
@@ -44,14 +44,31 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class MarginLoss:
-    """A convex, decreasing margin loss with closed-form derivatives.
+    r"""A convex, decreasing margin loss with closed-form derivatives.
 
     Attributes:
       name: registry name.
-      value, d1, d2: :math:`\\ell`, :math:`\\ell'`, :math:`\\ell''` as JAX functions of the margin.
-      d2_max, d1_abs_max: global suprema (``math.inf`` if unbounded).
-      d2_sup, d1_abs_sup: suprema over a margin interval ``[lo, hi]`` (JAX-traceable).
+      value: :math:`\ell` as a JAX function of the margin.
+      d1: :math:`\ell'` as a JAX function of the margin.
+      d2: :math:`\ell''` as a JAX function of the margin.
+      d2_max: the global supremum of :math:`\ell''` (``math.inf`` if unbounded).
+      d1_abs_max: the global supremum of :math:`|\ell'|` (``math.inf`` if unbounded).
+      d2_sup: the supremum of :math:`\ell''` over a margin interval ``[lo, hi]``, as
+        ``d2_sup(lo, hi)`` (JAX-traceable).
+      d1_abs_sup: the supremum of :math:`|\ell'|` over ``[lo, hi]``, as ``d1_abs_sup(lo, hi)``.
       sympy: the loss as a SymPy expression of a margin symbol.
+
+    Examples:
+        >>> import jax.numpy as jnp, sympy
+        >>> from advlip.losses import get_loss
+        >>> softplus = get_loss("softplus")
+        >>> m = jnp.array(0.0)                   # ℓ(0) = log 2, ℓ'(0) = -σ(0), ℓ''(0) = σ(0)²
+        >>> [round(float(f(m)), 4) for f in (softplus.value, softplus.d1, softplus.d2)]
+        [0.6931, -0.5, 0.25]
+        >>> round(float(softplus.d2_sup(jnp.array(1.0), jnp.array(3.0))), 4)   # σ(1)σ(-1)
+        0.1966
+        >>> softplus.sympy(sympy.Symbol("m"))
+        log(1 + exp(-m))
     """
 
     name: str
@@ -115,7 +132,17 @@ LOSSES: dict[str, MarginLoss] = {loss.name: loss for loss in (SOFTPLUS, EXPONENT
 
 
 def get_loss(loss: str | MarginLoss) -> MarginLoss:
-    """Look a loss up by name (``softplus``, ``exponential``, ``squared_hinge``)."""
+    """Look a loss up by name (``softplus``, ``exponential``, ``squared_hinge``).
+
+    Examples:
+        >>> from advlip.losses import get_loss
+        >>> get_loss("squared_hinge").d2_max, get_loss("exponential").d2_max   # ℓ'' = 2; e^-m
+        (2.0, inf)
+        >>> get_loss("hinge")
+        Traceback (most recent call last):
+            ...
+        ValueError: loss='hinge' is not a known margin loss; allowed: ['exponential', 'softplus', 'squared_hinge']
+    """
     if isinstance(loss, MarginLoss):
         return loss
     try:
@@ -143,6 +170,17 @@ class LogitLoss:
       smooth: whether it is twice differentiable in ``z`` everywhere (the theory's
         assumption for the total Hessian); the margins are not where two logits tie.
       min_classes: the fewest classes it is defined for (1 means a binary logit works).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.losses import get_logit_loss
+        >>> ce = get_logit_loss("cross_entropy")
+        >>> round(float(ce(jnp.array([0.0, 0.0]), 0)), 4)   # two equal logits: log 2
+        0.6931
+        >>> round(float(ce(jnp.array(0.0), 1.0)), 4)        # one binary logit: softplus(-y z)
+        0.6931
+        >>> ce.smooth, get_logit_loss("cw").smooth, get_logit_loss("dlr").min_classes
+        (True, False, 3)
     """
 
     name: str
@@ -200,7 +238,7 @@ LOGIT_LOSSES: dict[str, LogitLoss] = {loss.name: loss for loss in (CROSS_ENTROPY
 def get_logit_loss(loss: str | LogitLoss) -> LogitLoss:
     """Look a loss on logits up by name (``cross_entropy``, ``cw``, ``dlr``).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from advlip.losses import get_logit_loss
         >>> float(get_logit_loss("cw")(jnp.array([2.0, 0.5, -1.0]), 1))
@@ -221,6 +259,14 @@ def check_labels(y: Any, num_classes: int, *, name: str = "y") -> None:
 
     ``num_classes == 1`` (one logit): labels in {−1, +1}; otherwise integers in
     ``[0, num_classes)``.
+
+    Examples:
+        >>> from advlip.losses import check_labels
+        >>> check_labels([0, 2, 1], 3)          # valid: returns None
+        >>> check_labels([1, -1, 0], 1)
+        Traceback (most recent call last):
+            ...
+        ValueError: y holds the label 0; allowed: -1 or +1 (a binary classifier with one logit)
     """
     import numpy as np
 

@@ -3,7 +3,8 @@ r"""Lp norms, dual exponents, dual directions and Lp-ball projections.
 The threat model is the ball :math:`B_p(\varepsilon) = \{\delta : \|\delta\|_p \le \varepsilon\}`
 with dual exponent :math:`q`, :math:`1/p + 1/q = 1`. Hölder's inequality
 :math:`|w\cdot\delta| \le \|w\|_q \|\delta\|_p` is attained by
-:math:`\delta = \varepsilon\, u(w)` with :math:`u(w) \in \partial\|w\|_q` (SPEC §2):
+:math:`\delta = \varepsilon\, u(w)` with :math:`u(w) \in \partial\|w\|_q`
+(docs/theory/closed-form.md):
 
 * :math:`1 < q < \infty`: :math:`u_i = \operatorname{sign}(w_i)\,(|w_i|/\|w\|_q)^{q-1}`;
 * :math:`q = 1` (:math:`p = \infty`): :math:`u = \operatorname{sign}(w)`;
@@ -11,7 +12,7 @@ with dual exponent :math:`q`, :math:`1/p + 1/q = 1`. Hölder's inequality
 
 ``p``/``q`` are static Python floats (``math.inf`` for ∞); arrays may be traced.
 
-Example:
+Examples:
     >>> import jax.numpy as jnp
     >>> from advlip import norms
     >>> norms.dual_exponent(1.0), norms.dual_exponent(2.0), norms.dual_exponent(float("inf"))
@@ -42,7 +43,13 @@ __all__ = [
 
 
 def dual_exponent(p: float) -> float:
-    """The Hölder conjugate ``q`` of ``p``: ``1/p + 1/q = 1`` (1 ↔ ∞, 2 ↔ 2)."""
+    """The Hölder conjugate ``q`` of ``p``: ``1/p + 1/q = 1`` (1 ↔ ∞, 2 ↔ 2).
+
+    Examples:
+        >>> from advlip.norms import dual_exponent
+        >>> dual_exponent(1.0), dual_exponent(1.5), dual_exponent(2.0), dual_exponent(float("inf"))
+        (inf, 3.0, 2.0, 1.0)
+    """
     p = check_p(p)
     if p == 1.0:
         return math.inf
@@ -52,7 +59,17 @@ def dual_exponent(p: float) -> float:
 
 
 def lp_norm(x: ArrayLike, p: float) -> jax.Array:
-    r""":math:`\|x\|_p` over the last axis, scaled by :math:`\max_i |x_i|` so large ``p`` cannot overflow."""
+    r""":math:`\|x\|_p` over the last axis, scaled by :math:`\max_i |x_i|` so large ``p`` cannot overflow.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.norms import lp_norm
+        >>> x = jnp.array([3.0, -4.0])   # ‖x‖₁ = 7, ‖x‖₂ = 5, ‖x‖₃ = 91^(1/3), ‖x‖∞ = 4
+        >>> [round(float(lp_norm(x, p)), 4) for p in (1.0, 2.0, 3.0, float("inf"))]
+        [7.0, 5.0, 4.4979, 4.0]
+        >>> lp_norm(jnp.ones((3, 4)), 2.0).tolist()   # one norm per row: √4
+        [2.0, 2.0, 2.0]
+    """
     p = check_p(p)
     x = jnp.asarray(x)
     ax = jnp.abs(x)
@@ -72,9 +89,21 @@ def dual_direction(w: ArrayLike, *, q: float) -> jax.Array:
     r"""A unit-:math:`p` subgradient :math:`u(w) \in \partial \|w\|_q` (last axis).
 
     It satisfies :math:`u\cdot w = \|w\|_q` and :math:`\|u\|_p = 1` for :math:`w \ne 0`
-    (SPEC §2). At :math:`w = 0` it returns 0, a valid subgradient; the gradient of
-    :math:`\|w\|_q` does not exist there. For :math:`q = \infty` ties of the
-    largest :math:`|w_i|` resolve to the first index.
+    (docs/theory/closed-form.md). At :math:`w = 0` it returns 0, a valid subgradient;
+    the gradient of :math:`\|w\|_q` does not exist there. For :math:`q = \infty` ties of
+    the largest :math:`|w_i|` resolve to the first index.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.norms import dual_direction
+        >>> w = jnp.array([3.0, -4.0])
+        >>> u = dual_direction(w, q=2.0)                 # w / ‖w‖₂
+        >>> [round(float(v), 4) for v in u], round(float(u @ w), 4)   # u·w = ‖w‖₂
+        ([0.6, -0.8], 5.0)
+        >>> dual_direction(w, q=1.0).tolist()           # p = ∞: sign(w)
+        [1.0, -1.0]
+        >>> dual_direction(w, q=float("inf")).tolist()  # p = 1: the largest |w_i| only
+        [0.0, -1.0]
     """
     q = check_p(q, "q")
     w = jnp.asarray(w)
@@ -98,7 +127,16 @@ def norm_hessian(w: ArrayLike, *, q: float) -> jax.Array:
     which is :math:`(I - \hat w \hat w^\top)/\|w\|_2` for :math:`q = 2`. For :math:`q \in \{1, \infty\}`
     it is 0 wherever :math:`\|w\|_q` is differentiable (``u`` is locally constant).
     Entries are ``inf`` where :math:`1 < q < 2` and some :math:`w_i = 0` (the
-    Hessian does not exist there: SPEC LIN-LP).
+    Hessian does not exist there: docs/theory/lin-lp.md).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.norms import norm_hessian
+        >>> H = norm_hessian(jnp.array([3.0, 4.0]), q=2.0)   # (I - ŵŵᵀ)/5, ŵ = (0.6, 0.8)
+        >>> [[round(float(v), 4) for v in row] for row in H]
+        [[0.128, -0.096], [-0.096, 0.072]]
+        >>> bool(jnp.isinf(norm_hessian(jnp.array([0.0, 1.0]), q=1.5)).any())
+        True
     """
     q = check_p(q, "q")
     w = jnp.asarray(w)
@@ -144,6 +182,24 @@ def project_ball(delta: ArrayLike, *, eps: ArrayLike, p: float) -> jax.Array:
     optax divides by an integer count, which JAX promotes to float64 when float64 is
     enabled, so a float32 vector fails its ``lax.cond`` (branches of different dtypes).
     The result keeps ``delta``'s dtype.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.norms import project_ball
+        >>> def show(v):
+        ...     return [round(float(x), 4) for x in v]
+        >>> show(project_ball(jnp.array([3.0, 4.0]), eps=1.0, p=2.0))     # rescaled to norm 1
+        [0.6, 0.8]
+        >>> show(project_ball(jnp.array([3.0, -0.5]), eps=1.0, p=float("inf")))   # clipped
+        [1.0, -0.5]
+
+        Under ``jax.jit`` (as the attacks call it) the L1 projection is one compiled program;
+        it soft-thresholds by τ = 1.25, where (2 − τ) + (1.5 − τ) = 1:
+
+        >>> import jax
+        >>> proj_l1 = jax.jit(lambda d: project_ball(d, eps=1.0, p=1.0))
+        >>> show(proj_l1(jnp.array([2.0, -1.5])))
+        [0.75, -0.25]
     """
     p = check_p(p)
     eps = check_eps(eps)
@@ -171,7 +227,13 @@ def project_ball(delta: ArrayLike, *, eps: ArrayLike, p: float) -> jax.Array:
 def l2_radius(d: int, p: float) -> float:
     r"""Largest :math:`\|\delta\|_2` over :math:`B_p(1)` in :math:`\mathbb{R}^d`: :math:`d^{\max(0,\,1/2 - 1/p)}`.
 
-    So :math:`\operatorname{diam}_2 B_p(\varepsilon) = 2\varepsilon\, d^{\max(0, 1/2-1/p)}` (SPEC LIU).
+    So :math:`\operatorname{diam}_2 B_p(\varepsilon) = 2\varepsilon\, d^{\max(0, 1/2-1/p)}`
+    (docs/theory/liu.md).
+
+    Examples:
+        >>> from advlip.norms import l2_radius
+        >>> l2_radius(4, 1.0), l2_radius(4, 2.0), l2_radius(4, float("inf"))   # ∞: the corner (1,1,1,1)
+        (1.0, 1.0, 2.0)
     """
     p = check_p(p)
     inv_p = 0.0 if math.isinf(p) else 1.0 / p

@@ -5,7 +5,7 @@ project a point back into it (JAX-traceable, used by the searches), and whether 
 contains a point. Points are flat vectors; a region built from a parameter pytree
 (``Ball(center=params, ...)``) remembers how to unflatten them.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from advlip.regions import NormAtLeast
     >>> region = NormAtLeast(1.0, dim=3)
@@ -36,6 +36,18 @@ class Region:
 
     Every method is O(n·dim) in time and memory (never dim²): regions of 10⁶ parameters
     are as cheap as the vectors themselves.
+
+    Examples:
+        Every region answers the same five questions (here the unit disc):
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip.regions import Ball, Region
+        >>> region = Ball(center=np.zeros(2), radius=1.0)
+        >>> isinstance(region, Region), region.dim, region.describe()
+        (True, 2, 'Ball(‖θ − c‖ ≤ 1, dim 2)')
+        >>> x = region.project(jnp.array([3.0, 4.0]))   # the nearest point: (3, 4)/5
+        >>> [round(float(v), 4) for v in x], region.contains(x)
+        ([0.6, 0.8], True)
     """
 
     dim: int
@@ -94,6 +106,21 @@ class Ball(Region):
     """The Euclidean ball ``{θ : ‖θ − center‖₂ ≤ radius}``; ``center`` may be a pytree.
 
     ``dtype`` is that of the flattened center (float32 parameters stay float32 points).
+
+    Examples:
+        A ball around a parameter pytree; points are flat vectors, in the order of
+        ``jax.flatten_util.ravel_pytree`` (dict keys sorted: ``b`` before ``w``):
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip.regions import Ball
+        >>> ball = Ball(center={"w": np.ones(2), "b": np.zeros(1)}, radius=0.5)
+        >>> pts = ball.sample(np.random.default_rng(0), 3)
+        >>> pts.shape, all(ball.contains(x) for x in pts)
+        ((3, 3), True)
+        >>> ball.unravel(jnp.arange(3.0))["w"].tolist()
+        [1.0, 2.0]
+        >>> ball.contains(np.array([0.6, 1.0, 1.0]))   # b = 0.6: 0.6 from the center
+        False
     """
 
     center: Any
@@ -152,6 +179,16 @@ class NormAtLeast(Region):
     """``{θ ∈ R^dim : ‖θ‖₂ ≥ r}`` — where LIN-L2 says the L2 loss is smooth.
 
     Unbounded: samples have norms log-uniform in ``[r, max_norm]`` (default ``10·max(r, 1)``).
+    See docs/theory/lin-l2.md.
+
+    Examples:
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip.regions import NormAtLeast
+        >>> region = NormAtLeast(1.0, dim=2)
+        >>> [round(float(v), 4) for v in region.project(jnp.array([0.3, 0.4]))]   # pushed out to ‖θ‖ = 1
+        [0.6, 0.8]
+        >>> region.contains(np.array([0.3, 0.4])), region.max_norm
+        (False, 10.0)
     """
 
     r: float
@@ -197,7 +234,17 @@ class NormAtLeast(Region):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Box(Region):
-    """The box ``{θ : low ≤ θ ≤ high}`` (elementwise; ``low``/``high`` arrays of one shape)."""
+    """The box ``{θ : low ≤ θ ≤ high}`` (elementwise; ``low``/``high`` arrays of one shape).
+
+    Examples:
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip.regions import Box
+        >>> box = Box(low=[0.0, -1.0], high=[1.0, 1.0])
+        >>> box.project(jnp.array([2.0, -3.0])).tolist()   # clipped coordinate by coordinate
+        [1.0, -1.0]
+        >>> box.contains(np.array([0.5, 0.0])), box.scale   # scale: the shortest side
+        (True, 1.0)
+    """
 
     low: Any
     high: Any

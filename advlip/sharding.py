@@ -10,7 +10,7 @@ Several hosts: start every process with ``jax.distributed.initialize()`` (see th
 README); ``jax.devices()`` then lists every host's devices and the same code shards
 over all of them.
 
-Example:
+Examples:
     >>> import jax.numpy as jnp
     >>> from advlip import sharding
     >>> (x,), n = sharding.shard_rows(jnp.ones((5, 3)))
@@ -29,11 +29,26 @@ __all__ = ["device_count", "batch_sharding", "shard_rows", "unpad"]
 
 
 def device_count() -> int:
+    """How many devices JAX sees (every host's, after ``jax.distributed.initialize()``).
+
+    Examples:
+        >>> import jax
+        >>> from advlip.sharding import device_count
+        >>> device_count() == len(jax.devices()) >= 1
+        True
+    """
     return jax.device_count()
 
 
 def batch_sharding() -> NamedSharding:
-    """Rows split over all devices, everything else replicated."""
+    """Rows split over all devices, everything else replicated.
+
+    Examples:
+        >>> from advlip.sharding import batch_sharding, device_count
+        >>> s = batch_sharding()
+        >>> s.mesh.axis_names, s.mesh.size == device_count()   # one mesh axis over every device
+        (('batch',), True)
+    """
     mesh = Mesh(np.asarray(jax.devices()), ("batch",))
     return NamedSharding(mesh, PartitionSpec("batch"))
 
@@ -43,6 +58,15 @@ def shard_rows(*arrays: jax.Array) -> tuple[tuple[jax.Array, ...], int]:
 
     Returns the placed arrays and the original row count (for :func:`unpad`). Padding
     repeats the first row, so padded rows compute finite, discarded values.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.sharding import device_count, shard_rows, unpad
+        >>> (a, b), n = shard_rows(jnp.arange(5.0), jnp.ones((5, 2)))
+        >>> n, a.shape[0] % device_count(), b.shape[1]   # 5 rows, padded to a multiple
+        (5, 0, 2)
+        >>> unpad(a * 2.0, n).tolist()   # work on the placed rows, then drop the padding
+        [0.0, 2.0, 4.0, 6.0, 8.0]
     """
     n = int(np.shape(arrays[0])[0])
     if any(int(np.shape(a)[0]) != n for a in arrays):
@@ -64,5 +88,12 @@ def shard_rows(*arrays: jax.Array) -> tuple[tuple[jax.Array, ...], int]:
 
 
 def unpad(x: jax.Array, n: int) -> jax.Array:
-    """Drop the padding rows added by :func:`shard_rows`."""
+    """Drop the padding rows added by :func:`shard_rows`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.sharding import unpad
+        >>> unpad(jnp.array([1, 2, 3, 1]), 3).tolist()   # the last row was padding
+        [1, 2, 3]
+    """
     return x[:n]

@@ -1,4 +1,4 @@
-r"""Measuring smoothness numerically: gradient ratios, worst pairs, growth exponents (SPEC §5).
+r"""Measuring smoothness numerically: gradient ratios, worst pairs, growth exponents (docs/theory/measuring.md).
 
 Everything here works on any ``grad_fn`` mapping a flat parameter vector
 :math:`\theta \in \mathbb{R}^P` to :math:`\nabla L(\theta)`; it knows nothing of the
@@ -17,7 +17,7 @@ ways to look for large :math:`R`:
   against :math:`\log t` is 0 where :math:`\nabla L` is Lipschitz, :math:`q-2` where it is
   only Hölder, −1 at a jump.
 
-Example:
+Examples:
     >>> import jax.numpy as jnp
     >>> from advlip import smoothness
     >>> grad = lambda th: 3.0 * th          # L = 1.5 |θ|², 3-smooth
@@ -54,13 +54,22 @@ __all__ = [
 
 GradFn = Callable[[jax.Array], jax.Array]
 
-#: Exponent fits must resolve at least this finely: the nearest exponents SPEC's
-#: phase diagram distinguishes (p = 4 and 6: -2/3 and -0.8) differ by 0.13.
+#: Exponent fits must resolve at least this finely: the nearest exponents LIN-LP's
+#: phase diagram (docs/theory/lin-lp.md) distinguishes (p = 4 and 6: -2/3 and -0.8) differ by 0.13.
 RESOLUTION = 0.1
 
 
 def gradient_ratio(grad_fn: GradFn, theta1: jax.Array, theta2: jax.Array) -> jax.Array:
-    r""":math:`R(\theta_1,\theta_2) = \|\nabla L(\theta_1)-\nabla L(\theta_2)\| / \|\theta_1-\theta_2\|`."""
+    r""":math:`R(\theta_1,\theta_2) = \|\nabla L(\theta_1)-\nabla L(\theta_2)\| / \|\theta_1-\theta_2\|`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.smoothness import gradient_ratio
+        >>> grad = lambda th: jnp.array([2.0, 8.0]) * th   # L = θ₁² + 4θ₂²: 8-smooth
+        >>> R = [gradient_ratio(grad, th, jnp.zeros(2)) for th in jnp.eye(2)]
+        >>> [round(float(r), 4) for r in R]   # the Hessian's eigenvalues, along its eigenvectors
+        [2.0, 8.0]
+    """
     return jnp.linalg.norm(grad_fn(theta1) - grad_fn(theta2)) / jnp.linalg.norm(theta1 - theta2)
 
 
@@ -80,6 +89,15 @@ def pair_ratios(
     whenever JAX sees more than one device) the pairs are split over all devices
     (:mod:`advlip.sharding`); the numbers are the same. Returns ``(R, ‖Δg‖, ‖Δθ‖)``,
     each of shape (N,).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.smoothness import pair_ratios
+        >>> A = jnp.diag(jnp.array([1.0, 3.0]))            # ∇L(θ) = Aθ, data passed as args
+        >>> t1 = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+        >>> R, dg, dt = pair_ratios(lambda A, th: A @ th, t1, jnp.zeros((3, 2)), args=(A,))
+        >>> [round(float(r), 4) for r in R]                # 1, 3 and √(10/2) = √5
+        [1.0, 3.0, 2.2361]
     """
     from advlip import sharding
 
@@ -113,6 +131,16 @@ def sample_pairs(
 
     First points have norms log-uniform in ``norm_range`` and uniform directions;
     partners sit at relative distances log-uniform in ``rel_dist_range``. Shapes (n, dim).
+
+    Examples:
+        >>> import numpy as np
+        >>> from advlip.smoothness import sample_pairs
+        >>> t1, t2 = sample_pairs(np.random.default_rng(0), 100, 3, norm_range=(1.0, 2.0))
+        >>> t1.shape, t2.shape
+        ((100, 3), (100, 3))
+        >>> n = np.linalg.norm(t1, axis=1)   # within the range, up to float32 rounding (~1e-7)
+        >>> bool(np.all((n > 1.0 - 1e-6) & (n < 2.0 + 1e-6)))
+        True
     """
     d1 = rng.standard_normal((n, dim))
     d1 /= np.linalg.norm(d1, axis=1, keepdims=True)
@@ -129,7 +157,21 @@ class SearchResult:
     """Best pair found by :func:`search_worst_pair` (over all starts and steps).
 
     ``theta1``/``theta2``/``score``: the best over all starts; ``thetas1``/``thetas2``/
-    ``scores``: the best of each start (shape (starts, P) and (starts,)).
+    ``scores``: the best of each start (shape (starts, P) and (starts,)); ``steps``: the
+    ascent steps taken from each start.
+
+    Examples:
+        The best pair is the row of the best start (built by hand here; :func:`search_worst_pair`
+        returns one):
+
+        >>> import numpy as np
+        >>> from advlip.smoothness import SearchResult
+        >>> scores = np.array([0.2, 1.1, 0.7])
+        >>> t1s, t2s = np.eye(3), np.zeros((3, 3))
+        >>> i = int(np.argmax(scores))
+        >>> res = SearchResult(t1s[i], t2s[i], float(scores[i]), t1s, t2s, scores, steps=50)
+        >>> res.score, res.theta1.tolist()
+        (1.1, [0.0, 1.0, 0.0])
     """
 
     theta1: np.ndarray
@@ -159,6 +201,21 @@ def search_worst_pair(
     the result is never worse than the starts. Steps are scaled by each pair's
     distance, so small and large pairs move alike. Pass data as ``args`` so that one
     compilation serves many calls.
+
+    Examples:
+        For :math:`\nabla L(\theta) = A\theta`, :math:`A = \operatorname{diag}(1, 3)`, the
+        largest ratio is 3, on pairs that differ along :math:`e_2`:
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip.smoothness import search_worst_pair
+        >>> A = jnp.diag(jnp.array([1.0, 3.0]))
+        >>> def log_ratio(A, t1, t2):
+        ...     return jnp.log(jnp.linalg.norm(A @ (t1 - t2)) / jnp.linalg.norm(t1 - t2))
+        >>> starts1 = jnp.array([[1.0, 0.0], [2.0, 1.0]])
+        >>> starts2 = jnp.array([[0.0, 0.5], [1.0, 0.0]])
+        >>> res = search_worst_pair(log_ratio, starts1, starts2, steps=30, args=(A,))
+        >>> round(float(np.exp(res.score)), 3), res.scores.shape
+        (3.0, (2,))
     """
     best, (b1, b2) = _search(
         score_fn, project or _identity, int(steps), float(learning_rate), args, thetas1, thetas2
@@ -214,7 +271,15 @@ def _search(score_fn, project, steps, learning_rate, args, thetas1, thetas2):
 
 
 def witness_ts(t_min: float = 1e-6, t_max: float = 1e-2) -> np.ndarray:
-    """Distances ``t_min · 2^k`` up to ``t_max`` (geometric with ratio 2, as the fit needs)."""
+    """Distances ``t_min · 2^k`` up to ``t_max`` (geometric with ratio 2, as the fit needs).
+
+    Examples:
+        >>> from advlip.smoothness import witness_ts
+        >>> witness_ts(1e-3, 1e-2).tolist()
+        [0.001, 0.002, 0.004, 0.008]
+        >>> len(witness_ts())   # the default 1e-6 .. 1e-2: 2^13 ≤ 10^4 < 2^14
+        14
+    """
     k = int(np.floor(np.log2(t_max / t_min)))
     return t_min * 2.0 ** np.arange(k + 1)
 
@@ -228,10 +293,26 @@ def witness_differences(
     *,
     args: tuple = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient differences on the witness pairs :math:`\theta_0 + t d_1`, :math:`\theta_0 + t d_2`.
+    r"""Gradient differences on the witness pairs :math:`\theta_0 + t d_1`, :math:`\theta_0 + t d_2`.
 
     ``grad_fn(*args, θ)``. Returns ``(Δg, ‖Δθ‖)`` of shapes (k, P) and (k,) for the k
     values in ``ts``; the ratios are ``‖Δg‖ / ‖Δθ‖``.
+
+    Examples:
+        :math:`\nabla L(\theta) = \operatorname{sign}(\theta)|\theta|^{1/2} + \theta` is only
+        Hölder at 0: on :math:`\pm t e_1`, :math:`R(t) = t^{-1/2} + 1`.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip.smoothness import witness_differences, witness_ts
+        >>> grad = lambda th: jnp.sign(th) * jnp.abs(th) ** 0.5 + th
+        >>> ts = witness_ts(1e-6, 1e-2)
+        >>> e1 = jnp.array([1.0, 0.0])
+        >>> dg, dt = witness_differences(grad, jnp.zeros(2), e1, -e1, ts)
+        >>> dg.shape, dt.shape
+        ((14, 2), (14,))
+        >>> R = np.linalg.norm(dg, axis=1) / dt
+        >>> round(float(R[0]), 1), round(float(R[4]), 1)   # t = 1e-6 and 1.6e-5
+        (1001.0, 251.0)
     """
     dg, dt = _witness(
         grad_fn, args, jnp.asarray(center), jnp.asarray(dir1), jnp.asarray(dir2), jnp.asarray(ts)
@@ -253,7 +334,8 @@ class ExponentFit:
 
     Two estimates:
 
-    * ``slope``: the least-squares slope of :math:`\log R` on :math:`\log t` (SPEC §5).
+    * ``slope``: the least-squares slope of :math:`\log R` on :math:`\log t`
+      (docs/theory/measuring.md).
       It is biased where a bounded part sits beside the singular one, badly so when
       :math:`s` is near 0;
     * ``exponent``: Richardson-corrected. Near a kink the gradient difference expands
@@ -270,6 +352,20 @@ class ExponentFit:
     bound on the bias from higher-order terms) + the float64 error of :math:`E`
     propagated into the slope. ``resolved`` says it is finer than :data:`RESOLUTION`;
     a check must report "undetermined" otherwise.
+
+    Examples:
+        A jump of the gradient: :math:`\Delta g(t) = (2, 2t)` on pairs :math:`2t` apart, so
+        :math:`R \approx 1/t`; then a Lipschitz gradient, :math:`\Delta g(t) = (2t, 2t)`:
+
+        >>> import numpy as np
+        >>> from advlip.smoothness import fit_growth_exponent, witness_ts
+        >>> ts = witness_ts()
+        >>> jump = fit_growth_exponent(ts, np.stack([[2.0, 2 * t] for t in ts]), 2 * ts)
+        >>> jump.exponent, jump.resolved, jump.bounded, jump.agrees_with(-1)
+        (-1.0, True, False, True)
+        >>> smooth = fit_growth_exponent(ts, np.stack([[2 * t, 2 * t] for t in ts]), 2 * ts)
+        >>> smooth.exponent, smooth.bounded
+        (0.0, True)
     """
 
     ts: np.ndarray
@@ -329,12 +425,26 @@ def fit_growth_exponent(
     *,
     grad_abs_error: float = 0.0,
 ) -> ExponentFit:
-    """Fit the growth exponent from witness gradient differences at ``ts = t_min · 2^k``.
+    r"""Fit the growth exponent from witness gradient differences at ``ts = t_min · 2^k``.
 
     ``grad_diffs`` (k, P) and ``dtheta_norms`` (k,) come from :func:`witness_differences`;
     ``grad_abs_error`` bounds the rounding error of one gradient (per component, in
     2-norm), so each difference is off by at most twice that; the rounding of the
     differences themselves follows the dtype ``grad_diffs`` was computed in.
+
+    Examples:
+        :math:`\nabla L(\theta) = \operatorname{sign}(\theta)|\theta|^{1/2} + \theta` is
+        Hölder with exponent 1/2 at 0: the ratio grows like :math:`t^{-1/2}`.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip.smoothness import fit_growth_exponent, witness_differences, witness_ts
+        >>> grad = lambda th: jnp.sign(th) * jnp.abs(th) ** 0.5 + th
+        >>> ts, e1 = witness_ts(), jnp.array([1.0, 0.0])
+        >>> fit = fit_growth_exponent(ts, *witness_differences(grad, jnp.zeros(2), e1, -e1, ts))
+        >>> round(fit.exponent, 3), fit.resolved, fit.agrees_with(-0.5)
+        (-0.5, True, True)
+        >>> round(fit.slope, 3)   # the plain log-log slope is biased by the bounded part
+        -0.492
     """
     work = tolerance.working_dtype(grad_diffs)
     ts = np.asarray(ts, dtype=float)

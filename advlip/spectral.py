@@ -1,4 +1,5 @@
-r"""Matrix-free linear algebra on any symmetric operator: CG, Lanczos, power iteration (SPEC §5).
+r"""Matrix-free linear algebra on any symmetric operator: CG, Lanczos, power iteration
+(docs/theory/measuring.md).
 
 Everything here takes a ``matvec`` mapping a flat vector of shape (n,) to ``A v``
 (a Hessian-vector product, usually) and knows nothing of the theory. All loops
@@ -24,7 +25,9 @@ a Hessian-vector product of a network is not exact either). A bound of 0 — whi
 residual bound reaches when the Krylov space is invariant — is never the whole error.
 Every threshold (CG's stop, Lanczos' breakdown test) uses the dtype's unit roundoff.
 
-Example (rounded: the last digits depend on the dtype and the compiler):
+Examples:
+    Rounded: the last digits depend on the dtype and the compiler.
+
     >>> import jax.numpy as jnp
     >>> from advlip import spectral
     >>> A = jnp.diag(jnp.array([1.0, 2.0, 5.0]))
@@ -60,8 +63,18 @@ Matvec = Callable[[jax.Array], jax.Array]
 
 
 class CGInfo(NamedTuple):
-    """Diagnostics of :func:`cg`: iterations used, final residual ``‖b - A x‖`` (recursive),
-    and the smallest curvature :math:`p^\\top A p / p^\\top p` met (``inf`` if none)."""
+    r"""Diagnostics of :func:`cg`: iterations used, final residual ``‖b - A x‖`` (recursive),
+    and the smallest curvature :math:`p^\top A p / p^\top p` met (``inf`` if none).
+
+    Examples:
+        A direction of zero curvature shows that ``A`` is not positive definite:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip.spectral import cg
+        >>> x, info = cg(lambda v: jnp.array([1.0, -1.0]) * v, jnp.ones(2), maxiter=10)
+        >>> int(info.iterations), float(info.min_curvature)   # pᵀAp = 1 - 1 = 0 for p = b
+        (1, 0.0)
+    """
 
     iterations: jax.Array
     residual: jax.Array
@@ -79,6 +92,14 @@ def cg(matvec: Matvec, b: jax.Array, *, maxiter: int, rtol: float | None = None)
     iterating further gains nothing.
 
     Returns ``(x, CGInfo)``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.spectral import cg
+        >>> A = jnp.array([[4.0, 1.0], [1.0, 3.0]])          # A⁻¹ = [[3, -1], [-1, 4]] / 11
+        >>> x, info = cg(lambda v: A @ v, jnp.array([1.0, 2.0]), maxiter=10)
+        >>> [round(float(v), 4) for v in x], int(info.iterations)   # (1/11, 7/11) in n = 2 steps
+        ([0.0909, 0.6364], 2)
     """
     n = b.shape[0]
     if rtol is None:
@@ -140,6 +161,18 @@ class LanczosResult(NamedTuple):
         the dtype, with :math:`\\|A\\|` estimated by :math:`\\max_j(|\\alpha_j|, \\beta_j)`.
       aux: with ``has_aux``, the sum over the Krylov basis vectors of the matvec's
         auxiliary output (``None`` otherwise).
+
+    Examples:
+        On :math:`A = \\operatorname{diag}(-4, 1, 2)` the Krylov space of ``(1, 1, 1)`` is the
+        whole space after 3 steps; the other 2 are no-ops:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip.spectral import lanczos
+        >>> res = lanczos(lambda v: jnp.array([-4.0, 1.0, 2.0]) * v, jnp.ones(3), num_steps=5)
+        >>> int(res.steps), res.ritz_values.shape
+        (3, (5,))
+        >>> [round(float(v), 4) for v in (res.smallest, res.largest, res.spectral_norm)]
+        [-4.0, 2.0, 4.0]
     """
 
     ritz_values: jax.Array
@@ -207,6 +240,20 @@ def lanczos(
     the result's ``aux`` is the sum of ``aux`` over the orthonormal Krylov basis vectors
     — e.g. per-term squared norms :math:`\|A_i q_j\|^2`, whose sum over a basis of the
     whole space is :math:`\|A_i\|_F^2`.
+
+    Examples:
+        The 1-D Laplacian ``tridiag(-1, 2, -1)`` of size 3 has eigenvalues
+        :math:`2 - \sqrt 2, 2, 2 + \sqrt 2`:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip.spectral import lanczos
+        >>> A = jnp.array([[2.0, -1.0, 0.0], [-1.0, 2.0, -1.0], [0.0, -1.0, 2.0]])
+        >>> res = lanczos(lambda v: A @ v, jnp.array([1.0, 0.0, 0.0]), num_steps=3)
+        >>> [round(float(v), 4) for v in res.ritz_values]
+        [0.5858, 2.0, 3.4142]
+        >>> err = abs(float(res.largest) - (2 + 2**0.5))   # within the reported bounds
+        >>> err <= float(res.largest_bound + res.rounding)
+        True
     """
     n = v0.shape[0]
     k = int(num_steps)
@@ -280,10 +327,20 @@ def lanczos(
 
 
 class PowerResult(NamedTuple):
-    """The dominant eigenpair estimate and its residual ``‖A v - λ v‖`` (an eigenvalue of
+    r"""The dominant eigenpair estimate and its residual ``‖A v - λ v‖`` (an eigenvalue of
     ``A`` lies within that distance of ``eigenvalue``, in exact arithmetic); ``rounding``
     bounds what the rounding of the residual and of the Rayleigh quotient add to it,
-    :math:`\\gamma_{2n+8}(2\\|Av\\|)` in the unit roundoff of the dtype."""
+    :math:`\gamma_{2n+8}(2\|Av\|)` in the unit roundoff of the dtype.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.spectral import power_iteration
+        >>> r = power_iteration(lambda v: jnp.array([1.0, -3.0]) * v, jnp.ones(2), num_steps=30)
+        >>> round(float(r.eigenvalue), 4), r.steps   # the largest |λ|, with its sign
+        (-3.0, 30)
+        >>> bool(abs(r.eigenvalue + 3.0) <= r.residual + r.rounding)
+        True
+    """
 
     eigenvalue: jax.Array
     vector: jax.Array
@@ -297,6 +354,14 @@ def power_iteration(matvec: Matvec, v0: jax.Array, *, num_steps: int) -> PowerRe
 
     Convergence is linear with rate :math:`|\lambda_2/\lambda_1|`; the returned
     ``residual`` says how far it got. Prefer :func:`lanczos` when the gap is small.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.spectral import power_iteration
+        >>> A = jnp.array([[2.0, 1.0], [1.0, 2.0]])   # eigenvalues 3 and 1: rate 1/3 per step
+        >>> r = power_iteration(lambda v: A @ v, jnp.array([1.0, 0.0]), num_steps=40)
+        >>> round(float(r.eigenvalue), 4), [round(abs(float(x)), 4) for x in r.vector]
+        (3.0, [0.7071, 0.7071])
     """
     k = int(num_steps)
     if k < 1:
@@ -325,6 +390,13 @@ def power_iteration(matvec: Matvec, v0: jax.Array, *, num_steps: int) -> PowerRe
 
 
 def dense_matrix(matvec: Matvec, n: int, dtype=None) -> jax.Array:
-    """The matrix of a linear ``matvec`` on R^n, built from its columns (vmapped)."""
+    """The matrix of a linear ``matvec`` on R^n, built from its columns (vmapped).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from advlip.spectral import dense_matrix
+        >>> dense_matrix(jnp.cumsum, 3).tolist()   # running sums: the lower triangle of ones
+        [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]
+    """
     eye = jnp.eye(n, dtype=dtype or jnp.result_type(float))
     return jax.vmap(matvec)(eye).T

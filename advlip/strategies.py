@@ -1,6 +1,7 @@
 r"""Hypothesis strategies for property tests of adversarial losses.
 
-Each strategy draws one of the objects of SPEC §1-2 — a norm exponent ``p``, an
+Each strategy draws one of the objects of docs/theory/index.md and
+docs/theory/closed-form.md — a norm exponent ``p``, an
 attack radius ε, weights ``w`` (generic, or deliberately close to the kinks where the
 adversarial loss loses its gradient), datasets ``(X, y)``, margin-loss names, whole
 :class:`advlip.linear.LinearProblem` instances, and pairs of weights for gradient
@@ -29,12 +30,15 @@ as "an int or a strategy" are checked again on each drawn value.
 Subnormal floats are never drawn: :mod:`advlip.tolerance` bounds rounding errors
 relative to the magnitudes of the terms, which underflow would void.
 
-Example — a property of the adversarial loss's dual direction, checked at weights
-next to the L∞ kink (the doctest runs in the test suite)::
+Examples:
+    A property of the adversarial loss's dual direction, checked at weights next to the
+    L∞ kink (the doctest runs in the test suite; ``deadline=None`` because the first call
+    compiles, ``derandomize=True`` so that every run draws the same weights):
 
-    >>> from hypothesis import given
+    >>> from hypothesis import given, settings
     >>> from advlip import norms, strategies
-    >>> @given(strategies.weights(3, kind="near_kink"))
+    >>> @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+    ... @given(strategies.weights(3, kind="near_kink"))
     ... def test_dual_direction_is_a_sign_vector(w):
     ...     assert set(abs(norms.dual_direction(w, q=1.0)).tolist()) <= {0.0, 1.0}
     >>> test_dual_direction_is_a_sign_vector()
@@ -142,7 +146,7 @@ def _check_norm_range(kind: str, min_norm: Any, max_norm: Any) -> tuple[float, f
     hi = hi_default if max_norm is None else _check_real("max_norm", max_norm)
     if lo <= 0:
         raise InvalidArgument(
-            f"min_norm={lo!r} must be > 0 (w = 0 is its own case: SPEC LIN-L2-ZERO)"
+            f"min_norm={lo!r} must be > 0 (w = 0 is its own case: docs/theory/lin-l2-zero.md)"
         )
     if hi < lo:
         raise InvalidArgument(f"max_norm={hi!r} must be >= min_norm={lo!r}")
@@ -166,6 +170,23 @@ def p_values(
       include_special: whether 1, 2 and ∞ may be drawn; False excludes them exactly.
       min_p: smallest exponent, finite, >= 1.
       max_p: largest exponent, >= ``min_p``; None or ``math.inf`` for no upper bound.
+
+    Examples:
+        The L2 radius of the unit Lp ball in 4 dimensions lies between 1 (p ≤ 2) and
+        √4 = 2 (p = ∞), for every drawn ``p``:
+
+        >>> from hypothesis import given, settings
+        >>> from advlip import strategies
+        >>> from advlip.norms import l2_radius
+        >>> @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+        ... @given(strategies.p_values())
+        ... def test_l2_radius_of_the_threat_model(p):
+        ...     assert 1.0 <= l2_radius(4, p) <= 2.0
+        >>> test_l2_radius_of_the_threat_model()
+        >>> strategies.p_values(min_p=2.0, max_p=1.5)
+        Traceback (most recent call last):
+            ...
+        hypothesis.errors.InvalidArgument: max_p=1.5 must be >= min_p=2.0
     """
     if not isinstance(include_special, bool):
         raise InvalidArgument(f"include_special={include_special!r} must be a bool")
@@ -208,6 +229,15 @@ def epsilons(
       min_eps: smallest radius, finite, >= 0.
       max_eps: largest radius, finite, >= ``min_eps``.
       allow_zero: whether ε = 0 (no attack: the loss is then smooth everywhere) may be drawn.
+
+    Examples:
+        >>> from hypothesis import given, settings
+        >>> from advlip import strategies
+        >>> @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+        ... @given(strategies.epsilons(max_eps=0.5, allow_zero=False))
+        ... def test_a_real_attack(eps):
+        ...     assert isinstance(eps, float) and 0.0 < eps <= 0.5
+        >>> test_a_real_attack()
     """
     lo = _check_real("min_eps", min_eps)
     hi = _check_real("max_eps", max_eps)
@@ -223,7 +253,21 @@ def epsilons(
 
 
 def margin_losses() -> st.SearchStrategy[str]:
-    """Names of the margin losses in :data:`advlip.losses.LOSSES` (shrinking to ``softplus``)."""
+    """Names of the margin losses in :data:`advlip.losses.LOSSES` (shrinking to ``softplus``).
+
+    Examples:
+        Every margin loss is decreasing where the margin is 0:
+
+        >>> import jax.numpy as jnp
+        >>> from hypothesis import given, settings
+        >>> from advlip import strategies
+        >>> from advlip.losses import get_loss
+        >>> @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+        ... @given(strategies.margin_losses())
+        ... def test_decreasing(name):
+        ...     assert float(get_loss(name).d1(jnp.array(0.0))) < 0
+        >>> test_decreasing()
+    """
     return st.sampled_from(tuple(LOSSES))
 
 
@@ -246,7 +290,8 @@ def weights(
     * ``generic``: :math:`|w_i| \ge s\max_j|w_j|` for all ``i`` and the largest
       :math:`|w_i|` exceeds the others by :math:`\ge s\max_j|w_j|`, ``s = GENERIC_SEPARATION``:
       every :math:`\|w\|_q` is twice differentiable on a neighbourhood of relative radius
-      ``s``, so the kinks of SPEC §2 (``w_i = 0`` for p = ∞, ties for p = 1) are that far.
+      ``s``, so the kinks of docs/theory/closed-form.md (``w_i = 0`` for p = ∞, ties for
+      p = 1) are that far.
     * ``near_zero``: as generic, with a tiny norm.
     * ``near_kink`` / ``exact_kink``: one coordinate ``k`` (at a random position) has
       :math:`|w_k| = t \max_j|w_j|`, ``t`` = 0 or in ``NEAR_GAP`` (near) / ``t = 0`` (exact);
@@ -259,7 +304,25 @@ def weights(
       dim: the dimension ``d``, an int or a strategy of ints; >= 1, and >= 2 for the
         kink and tie kinds.
       kind: one of :data:`WEIGHT_KINDS`.
-      min_norm, max_norm: the range of :math:`\|w\|_2`, ``0 < min_norm <= max_norm < inf``.
+      min_norm: the smallest :math:`\|w\|_2`, ``0 < min_norm <= max_norm``.
+      max_norm: the largest :math:`\|w\|_2`, finite.
+
+    Examples:
+        Every ``exact_tie`` weight is a point where the L1-attack loss has no gradient
+        (docs/theory/lin-l1.md), and every ``generic`` one is not:
+
+        >>> import numpy as np
+        >>> from hypothesis import given, settings
+        >>> from advlip import strategies
+        >>> from advlip.linear import nondifferentiable_reason
+        >>> @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+        ... @given(strategies.weights(3, kind="exact_tie"), strategies.weights(3))
+        ... def test_ties_are_kinks(tie, generic):
+        ...     top = np.sort(np.abs(tie))[-2:]
+        ...     assert top[0] == top[1] and 0.1 <= np.linalg.norm(tie) <= 10.0
+        ...     assert nondifferentiable_reason(tie, eps=0.1, p=1.0) is not None
+        ...     assert nondifferentiable_reason(generic, eps=0.1, p=1.0) is None
+        >>> test_ties_are_kinks()
     """
     if kind not in WEIGHT_KINDS:
         raise InvalidArgument(f"kind={kind!r} is not one of {list(WEIGHT_KINDS)}")
@@ -343,20 +406,35 @@ def weight_pairs(
     min_rel_dist: float = 1e-6,
     max_rel_dist: float = 2.0,
 ) -> st.SearchStrategy[tuple[np.ndarray, np.ndarray]]:
-    r"""Pairs ``(w1, w2)`` of distinct weights for gradient ratios :math:`R(w_1, w_2)` (SPEC §1).
+    r"""Pairs ``(w1, w2)`` of distinct weights for gradient ratios :math:`R(w_1, w_2)`
+    (docs/theory/index.md).
 
     ``w1`` is a ``generic`` weight with ``min_norm <= ‖w1‖₂ <= max_norm``;
     ``w2 = w1 + r ‖w1‖₂ v`` for a random unit direction ``v`` and a relative distance
     ``r`` in ``[min_rel_dist, max_rel_dist]`` (drawn log-uniformly, so pairs from nearly
     equal to far apart). Both satisfy ``‖w‖₂ >= min_norm`` — the region
-    :math:`\{\|w\| \ge r\}` of LIN-L2 — and ``‖w2‖₂ <= (1 + max_rel_dist) max_norm``.
+    :math:`\{\|w\| \ge r\}` of LIN-L2 (docs/theory/lin-l2.md) — and
+    ``‖w2‖₂ <= (1 + max_rel_dist) max_norm``.
     ``w2`` need not be generic.
 
     Args:
       dim: the dimension, an int or a strategy of ints, >= 1.
-      min_norm, max_norm: the range of ``‖w1‖₂``, ``0 < min_norm <= max_norm < inf``.
-      min_rel_dist, max_rel_dist: the range of ``‖w1 - w2‖₂ / ‖w1‖₂``,
-        ``0 < min_rel_dist <= max_rel_dist < inf``.
+      min_norm: the smallest ``‖w1‖₂``, ``0 < min_norm <= max_norm``.
+      max_norm: the largest ``‖w1‖₂``, finite.
+      min_rel_dist: the smallest ``‖w1 - w2‖₂ / ‖w1‖₂``, ``0 < min_rel_dist <= max_rel_dist``.
+      max_rel_dist: the largest ``‖w1 - w2‖₂ / ‖w1‖₂``, finite.
+
+    Examples:
+        >>> import numpy as np
+        >>> from hypothesis import given, settings
+        >>> from advlip import strategies
+        >>> @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+        ... @given(strategies.weight_pairs(3, min_norm=1.0))
+        ... def test_pairs_stay_in_the_region(pair):
+        ...     w1, w2 = pair
+        ...     assert min(np.linalg.norm(w1), np.linalg.norm(w2)) >= 1.0
+        ...     assert not np.array_equal(w1, w2)
+        >>> test_pairs_stay_in_the_region()
     """
     _check_int_or_strategy("dim", dim, 1)
     lo, hi = _check_norm_range("generic", min_norm, max_norm)
@@ -402,6 +480,18 @@ def datasets(
       n: number of examples, an int or a strategy of ints, >= 1.
       d: input dimension, an int or a strategy of ints, >= 1.
       x_scale: bound on :math:`|X_{ij}|`, finite, > 0.
+
+    Examples:
+        >>> import numpy as np
+        >>> from hypothesis import given, settings
+        >>> from advlip import strategies
+        >>> @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+        ... @given(strategies.datasets(n=5, d=2, x_scale=0.5))
+        ... def test_dataset(data):
+        ...     X, y = data
+        ...     assert X.shape == (5, 2) and np.abs(X).max() <= 0.5
+        ...     assert set(y.tolist()) <= {-1.0, 1.0}
+        >>> test_dataset()
     """
     _check_int_or_strategy("n", n, 1)
     _check_int_or_strategy("d", d, 1)
@@ -438,6 +528,15 @@ def linear_problems(
     ``eps`` from :func:`epsilons`, ``p`` from :func:`p_values`, ``loss`` from
     :func:`margin_losses`. ``n``, ``d``, ``x_scale`` are passed to :func:`datasets`.
     ``b`` is the (fixed) bias, used as the bias's value when ``fit_bias`` is False.
+
+    Examples:
+        >>> from hypothesis import given, settings
+        >>> from advlip import strategies
+        >>> @settings(max_examples=20, deadline=None, derandomize=True, database=None)
+        ... @given(strategies.linear_problems(d=2, p=2.0, fit_bias=True))
+        ... def test_theta_holds_the_weights_and_the_bias(prob):
+        ...     assert prob.p == 2.0 and prob.d == 2 and prob.dim == 3
+        >>> test_theta_holds_the_weights_and_the_bias()
     """
     dataset_strategy = datasets(n=n, d=d, x_scale=x_scale)
     if eps is None:

@@ -1,8 +1,8 @@
-r"""The closed form of SPEC §2 in SymPy, its derivatives, and the bounds as expressions.
+r"""The linear model's closed form in SymPy, its derivatives, and the bounds as expressions.
 
 For a linear model :math:`f(x) = w\cdot x + b` under an :math:`L_p` attack of radius
 :math:`\varepsilon`, Hölder's inequality gives the per-example adversarial loss in
-closed form (SPEC §2, *Closed form*),
+closed form (docs/theory/closed-form.md),
 
 .. math:: \ell\big(\tilde m\big), \qquad
           \tilde m = y\,(w\cdot x + b) - \varepsilon\,\|w\|_q, \qquad 1/p + 1/q = 1,
@@ -12,8 +12,10 @@ with :math:`\|w\|_\infty = \max_i |w_i|` (p = 1), :math:`\|w\|_2 = \sqrt{\sum_i 
 rational ``q`` otherwise. :func:`gradient_expr` and :func:`hessian_expr` differentiate it
 over :math:`\theta = (w_1, \dots, w_d, b)`; :func:`lambdify_jax` turns any of them into a
 JAX function ``f(w, x, y, b, eps)`` that is an independent route to the numbers of
-:mod:`advlip.linear`. The bounds of SPEC §2 (LIN-L2, LIN-LINF, LIU) and the witness
-asymptotics (LIN-L2-ZERO, LIN-LINF, LIN-L1, LIN-LP) are SymPy expressions over the
+:mod:`advlip.linear`. The bounds (LIN-L2, LIN-LINF, LIU: docs/theory/lin-l2.md,
+docs/theory/lin-linf.md, docs/theory/liu.md) and the witness asymptotics (LIN-L2-ZERO,
+LIN-LINF, LIN-L1, LIN-LP: docs/theory/lin-l2-zero.md, docs/theory/lin-l1.md,
+docs/theory/lin-lp.md) are SymPy expressions over the
 plain symbols of :func:`bound_symbols`, which :func:`evaluate` fills in by name and
 :func:`pretty` prints on one line. The derivations live in ``proofs/``.
 
@@ -22,7 +24,7 @@ ties of the largest :math:`|w_i|` for p = 1) and, for the squared hinge, away fr
 :math:`\tilde m = 1`: there SymPy's ``Heaviside``/``sign`` take one-sided values, and
 :func:`hessian_expr` drops the ``DiracDelta`` terms that live only on those sets.
 
-Example:
+Examples:
     >>> import jax.numpy as jnp
     >>> from advlip import symbolic
     >>> sym = symbolic.symbols(2)
@@ -100,6 +102,12 @@ class Symbols:
       b: the bias (real).
       eps: the attack radius ε (positive; substituting 0 is fine).
       m: a margin (real), the argument of the loss ℓ(m).
+
+    Examples:
+        >>> from advlip.symbolic import symbols
+        >>> s = symbols(2)
+        >>> s.w, s.theta, s.eps.is_positive
+        ((w1, w2), (w1, w2, b), True)
     """
 
     d: int
@@ -117,7 +125,14 @@ class Symbols:
 
 
 def symbols(d: int) -> Symbols:
-    """SymPy symbols ``w1..wd``, ``x1..xd``, ``y``, ``b``, ``eps`` (> 0), ``m`` for dimension d."""
+    """SymPy symbols ``w1..wd``, ``x1..xd``, ``y``, ``b``, ``eps`` (> 0), ``m`` for dimension d.
+
+    Examples:
+        >>> from advlip.symbolic import symbols
+        >>> s = symbols(3)
+        >>> s.x, s.y, s.m
+        ((x1, x2, x3), y, m)
+    """
     d = check_positive_int("d", d)
     return Symbols(
         d=d,
@@ -137,6 +152,11 @@ def exact_dual_exponent(p: float) -> sp.Expr:
     r"""The Hölder conjugate :math:`q = p/(p-1)`, exact: ``oo`` for p = 1, 1 for p = ∞.
 
     A finite ``p`` is read as the rational it looks like (``sympy.nsimplify``): 1.5 → 3/2, so q = 3.
+
+    Examples:
+        >>> from advlip.symbolic import exact_dual_exponent
+        >>> [exact_dual_exponent(p) for p in (1.0, 1.5, 2.0, 4.0, float("inf"))]
+        [oo, 3, 2, 4/3, 1]
     """
     p = check_p(p)
     if p == 1.0:
@@ -171,24 +191,47 @@ def _lp(v: tuple[sp.Expr, ...], P: sp.Expr) -> sp.Expr:
 
 def lp_norm_expr(v: Sequence[Any], *, p: float) -> sp.Expr:
     r""":math:`\|v\|_p`: sum of ``Abs`` (p = 1), ``sqrt`` of squares (p = 2), ``Max`` of ``Abs``
-    (p = ∞), :math:`(\sum_i |v_i|^p)^{1/p}` with ``p`` read as an exact rational otherwise."""
+    (p = ∞), :math:`(\sum_i |v_i|^p)^{1/p}` with ``p`` read as an exact rational otherwise.
+
+    Examples:
+        >>> from advlip.symbolic import lp_norm_expr, symbols
+        >>> lp_norm_expr([3, -4], p=2), lp_norm_expr([3, -4], p=3)
+        (5, 91**(1/3))
+        >>> lp_norm_expr(symbols(2).w, p=1)
+        Abs(w1) + Abs(w2)
+    """
     return _lp(_as_exprs(v, "v"), _exact_p(p))
 
 
 def dual_norm_expr(w: Sequence[Any], *, p: float) -> sp.Expr:
     r""":math:`\|w\|_q`, :math:`1/p + 1/q = 1`: ``Max`` of ``Abs`` (p = 1), ``sqrt`` of
     squares (p = 2), sum of ``Abs`` (p = ∞), :math:`(\sum_i |w_i|^q)^{1/q}` with exact
-    rational ``q`` otherwise."""
+    rational ``q`` otherwise.
+
+    Examples:
+        >>> from advlip.symbolic import dual_norm_expr
+        >>> dual_norm_expr([3, -4], p=1), dual_norm_expr([3, -4], p=float("inf"))   # ‖w‖∞, ‖w‖₁
+        (4, 7)
+    """
     return _lp(_as_exprs(w), exact_dual_exponent(p))
 
 
 def dual_direction_expr(w: Sequence[Any], *, p: float, k: int | None = None) -> tuple[sp.Expr, ...]:
-    r"""The dual direction :math:`u(w) \in \partial\|w\|_q` of SPEC §2, entry by entry.
+    r"""The dual direction :math:`u(w) \in \partial\|w\|_q`, entry by entry (docs/theory/closed-form.md).
 
     * :math:`1 < q < \infty`: :math:`u_i = \operatorname{sign}(w_i)\,|w_i|^{q-1} / \|w\|_q^{q-1}`;
     * :math:`q = 1` (p = ∞): :math:`u_i = \operatorname{sign}(w_i)`;
     * :math:`q = \infty` (p = 1): :math:`u = \operatorname{sign}(w_k)\, e_k` for the index ``k``
       (0-based) of the largest :math:`|w_i|`, which must be given: a symbol has no argmax.
+
+    Examples:
+        >>> from advlip.symbolic import dual_direction_expr, symbols
+        >>> dual_direction_expr([3, -4], p=2)          # w / ‖w‖₂
+        (3/5, -4/5)
+        >>> dual_direction_expr([3, -4], p=1, k=1)     # the largest |w_i| is w_2 (index 1)
+        (0, -1)
+        >>> dual_direction_expr(symbols(2).w, p=float("inf"))
+        (sign(w1), sign(w2))
     """
     w = _as_exprs(w)
     p = check_p(p)
@@ -207,13 +250,20 @@ def dual_direction_expr(w: Sequence[Any], *, p: float, k: int | None = None) -> 
 
 
 def norm_hessian_expr(w: Sequence[Any], *, p: float) -> sp.ImmutableMatrix:
-    r"""The Hessian of :math:`\|w\|_q` (SPEC §2, *Hessian*), where it exists.
+    r"""The Hessian of :math:`\|w\|_q` (docs/theory/closed-form.md), where it exists.
 
     .. math:: \nabla^2\|w\|_q = \frac{q-1}{N}
               \big[\operatorname{diag}((|w_i|/N)^{q-2}) - u u^\top\big], \qquad N = \|w\|_q;
 
     the zero matrix for :math:`q \in \{1, \infty\}` (p = ∞, 1), where :math:`u` is locally
     constant.
+
+    Examples:
+        At :math:`w = (3, 4)`, :math:`(I - \hat w \hat w^\top)/\|w\|_2` with :math:`\hat w = (3, 4)/5`:
+
+        >>> from advlip.symbolic import norm_hessian_expr
+        >>> norm_hessian_expr([3, 4], p=2).tolist()
+        [[16/125, -12/125], [-12/125, 9/125]]
     """
     w = _as_exprs(w)
     p = check_p(p)
@@ -228,7 +278,13 @@ def norm_hessian_expr(w: Sequence[Any], *, p: float) -> sp.ImmutableMatrix:
 
 
 def adversarial_margin_expr(d: int, *, p: float) -> sp.Expr:
-    r"""Worst-case margin :math:`\tilde m = y(w\cdot x + b) - \varepsilon\|w\|_q` (symbols(d))."""
+    r"""Worst-case margin :math:`\tilde m = y(w\cdot x + b) - \varepsilon\|w\|_q` (symbols(d)).
+
+    Examples:
+        >>> from advlip.symbolic import adversarial_margin_expr
+        >>> adversarial_margin_expr(1, p=2)     # in one dimension ‖w‖₂ = |w1|
+        -eps*Abs(w1) + y*(b + w1*x1)
+    """
     s = symbols(d)
     return s.y * (sum(wi * xi for wi, xi in zip(s.w, s.x, strict=True)) + s.b) - s.eps * (
         dual_norm_expr(s.w, p=p)
@@ -242,11 +298,16 @@ def _loss_expr(d: int, p: float, loss: MarginLoss) -> sp.Expr:
 
 
 def adversarial_loss_expr(d: int, *, p: float, loss: str | MarginLoss = "softplus") -> sp.Expr:
-    r"""Closed-form adversarial loss of one example (SPEC §2, *Closed form*),
+    r"""Closed-form adversarial loss of one example (docs/theory/closed-form.md),
 
     .. math:: \ell\big(y(w\cdot x+b) - \varepsilon\|w\|_q\big),
 
     over :func:`symbols` ``(d)``, with ℓ from ``advlip.losses.get_loss(loss).sympy``.
+
+    Examples:
+        >>> from advlip.symbolic import adversarial_loss_expr
+        >>> adversarial_loss_expr(2, p=float("inf"), loss="exponential")   # q = 1: ‖w‖₁
+        exp(eps*(Abs(w1) + Abs(w2)) - y*(b + w1*x1 + w2*x2))
     """
     d = check_positive_int("d", d)
     return _loss_expr(d, check_p(p), get_loss(loss))
@@ -264,6 +325,16 @@ def gradient_expr(d: int, *, p: float, loss: str | MarginLoss = "softplus") -> s
 
     Equals the Danskin gradient :math:`\ell'(\tilde m)\,(y x - \varepsilon u(w),\ y)` where
     :math:`\|w\|_q` is differentiable (``proofs/closed_form.py``).
+
+    Examples:
+        Without attack (ε = 0) the exponential loss at :math:`w x + b = 1`, y = 1, x = 1 has
+        gradient :math:`-e^{-1}(x, y)`:
+
+        >>> from advlip.symbolic import gradient_expr, symbols
+        >>> s = symbols(1)
+        >>> g = gradient_expr(1, p=2, loss="exponential")
+        >>> g.shape, list(g.subs({s.w[0]: 1, s.x[0]: 1, s.y: 1, s.b: 0, s.eps: 0}))
+        ((2, 1), [-exp(-1), -exp(-1)])
     """
     d = check_positive_int("d", d)
     return _gradient(d, check_p(p), get_loss(loss))
@@ -285,8 +356,17 @@ def hessian_expr(d: int, *, p: float, loss: str | MarginLoss = "softplus") -> sp
 
     Where it exists it equals :math:`\ell''(\tilde m)\, a a^\top - \varepsilon\,\ell'(\tilde m)\,
     \nabla^2\|w\|_q` on the w-block with :math:`a = y x - \varepsilon u(w)`, and
-    :math:`\ell''(\tilde m)\, y\,(a, y)` on the bias row (SPEC §2, *Hessian*). ``DiracDelta``
+    :math:`\ell''(\tilde m)\, y\,(a, y)` on the bias row (docs/theory/closed-form.md). ``DiracDelta``
     terms, supported only on the kinks where no Hessian exists, are dropped.
+
+    Examples:
+        Same point as :func:`gradient_expr`: :math:`\ell'' = e^{-1}` times :math:`(x, y)(x, y)^\top`:
+
+        >>> from advlip.symbolic import hessian_expr, symbols
+        >>> s = symbols(1)
+        >>> H = hessian_expr(1, p=2, loss="exponential")
+        >>> H.subs({s.w[0]: 1, s.x[0]: 1, s.y: 1, s.b: 0, s.eps: 0}).tolist()
+        [[exp(-1), exp(-1)], [exp(-1), exp(-1)]]
     """
     d = check_positive_int("d", d)
     return _hessian(d, check_p(p), get_loss(loss))
@@ -313,6 +393,19 @@ def lambdify_jax(expr: sp.Expr | sp.MatrixBase, sym: Symbols) -> Callable[..., j
     any other matrix its own shape. Pure ``jax.numpy``: works under ``jax.jit`` and
     ``jax.vmap`` (e.g. ``jax.vmap(f, in_axes=(None, 0, 0, None, None))`` over a dataset).
     Raises ``ValueError`` if ``expr`` has symbols other than those of ``sym``.
+
+    Examples:
+        An independent route to :func:`advlip.linear.adversarial_loss`:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import linear
+        >>> from advlip.symbolic import adversarial_loss_expr, lambdify_jax, symbols
+        >>> f = lambdify_jax(adversarial_loss_expr(2, p=2), symbols(2))
+        >>> w, x = jnp.array([3.0, 4.0]), jnp.array([1.0, 0.0])
+        >>> round(float(f(w, x, 1.0, 0.0, 0.1)), 4)    # softplus(-(3 - 0.1 · 5))
+        0.0789
+        >>> round(float(linear.adversarial_loss(w, x, 1.0, eps=0.1, p=2.0)), 4)
+        0.0789
     """
     if not isinstance(sym, Symbols):
         raise ValueError(f"sym must be the Symbols of advlip.symbolic.symbols(d), got {sym!r}")
@@ -372,6 +465,12 @@ class BoundSymbols:
     ``mean_l1`` :math:`\operatorname{mean}_i \ell'(\tilde m_i)` at the kink
     ``N``       :math:`\|w\|_q` at the kink
     =========== ======================================================
+
+    Examples:
+        >>> from advlip.symbolic import bound_symbols, symbols
+        >>> B = bound_symbols()
+        >>> B.L2max, B.dtheta, B.eps == symbols(3).eps
+        (L2max, dtheta, True)
     """
 
     X: sp.Symbol
@@ -415,13 +514,32 @@ _B = BoundSymbols(
 
 
 def bound_symbols() -> BoundSymbols:
-    """The symbols of the bound expressions (see :class:`BoundSymbols`)."""
+    """The symbols of the bound expressions (see :class:`BoundSymbols`).
+
+    Examples:
+        >>> from advlip.symbolic import bound_symbols, lin_l2_bound
+        >>> B = bound_symbols()
+        >>> sorted(s.name for s in lin_l2_bound().free_symbols) == sorted(
+        ...     s.name for s in (B.L1max, B.L2max, B.X, B.bias, B.eps, B.n1, B.n2))
+        True
+    """
     return _B
 
 
 def lin_l2_bound() -> sp.Expr:
     r"""LIN-L2: :math:`R(w_1, w_2) \le \ell''_{\max}\big((X+\varepsilon)^2 + \mathrm{bias}\big)
-    + \varepsilon\,|\ell'|_{\max} / \sqrt{\|w_1\|\,\|w_2\|}` (p = 2, ``proofs/lin_l2.py``)."""
+    + \varepsilon\,|\ell'|_{\max} / \sqrt{\|w_1\|\,\|w_2\|}` (p = 2, ``proofs/lin_l2.py``).
+
+    See docs/theory/lin-l2.md.
+
+    Examples:
+        Softplus (:math:`\ell''_{\max} = 1/4`, :math:`|\ell'|_{\max} = 1`), :math:`\max\|x\| = 1`,
+        ε = 0.1, no bias, unit weights: :math:`0.25 \cdot 1.1^2 + 0.1 = 0.4025`:
+
+        >>> from advlip.symbolic import evaluate, lin_l2_bound
+        >>> round(evaluate(lin_l2_bound(), X=1, eps=0.1, n1=1, n2=1, L2max=0.25, L1max=1, bias=0), 4)
+        0.4025
+    """
     B = _B
     return B.L2max * ((B.X + B.eps) ** 2 + B.bias) + B.eps * B.L1max / sp.sqrt(B.n1 * B.n2)
 
@@ -433,6 +551,13 @@ def lin_l2_beta() -> sp.Expr:
               + \varepsilon\,|\ell'|_{\max}/r
 
     (:func:`lin_l2_bound` with :math:`\sqrt{\|w_1\|\|w_2\|} \ge r`).
+
+    Examples:
+        >>> from advlip.symbolic import evaluate, lin_l2_beta, pretty
+        >>> pretty(lin_l2_beta())
+        "|ℓ'|max·ε/r + ℓ''max·(bias + (X + ε)^2)"
+        >>> round(evaluate(lin_l2_beta(), X=1, eps=0.1, r=0.5, L2max=0.25, L1max=1, bias=0), 4)
+        0.5025
     """
     B = _B
     return B.L2max * ((B.X + B.eps) ** 2 + B.bias) + B.eps * B.L1max / B.r
@@ -444,6 +569,17 @@ def lin_linf_bound() -> sp.Expr:
     .. math:: \|\nabla L(w_1) - \nabla L(w_2)\| \le \ell''_{\max}
               \big((X + \varepsilon\sqrt d)^2 + \mathrm{bias}\big)\,\|\theta_1-\theta_2\|
               + 2\varepsilon\sqrt d\,|\ell'|_{\max}.
+
+    See docs/theory/lin-linf.md.
+
+    Examples:
+        The additive term :math:`2\varepsilon\sqrt d\,|\ell'|_{\max}` does not vanish as
+        :math:`\|\theta_1 - \theta_2\| \to 0`: no smoothness constant follows from it.
+
+        >>> from advlip.symbolic import evaluate, lin_linf_bound
+        >>> kw = dict(X=1, eps=0.1, d=4, L2max=0.25, L1max=1, bias=0)
+        >>> round(evaluate(lin_linf_bound(), dtheta=1, **kw), 4), round(evaluate(lin_linf_bound(), dtheta=0, **kw), 4)
+        (0.76, 0.4)
     """
     B = _B
     return (
@@ -453,9 +589,15 @@ def lin_linf_bound() -> sp.Expr:
 
 
 def l2_diameter() -> sp.Expr:
-    r"""The L2 diameter of the threat model (SPEC LIU):
+    r"""The L2 diameter of the threat model (docs/theory/liu.md):
 
     .. math:: \operatorname{diam}_2 B_p(\varepsilon) = 2\varepsilon\, d^{\max(0,\,1/2 - 1/p)}.
+
+    Examples:
+        >>> import math
+        >>> from advlip.symbolic import evaluate, l2_diameter
+        >>> [round(evaluate(l2_diameter(), eps=0.1, d=4, p=p), 4) for p in (1, 2, math.inf)]
+        [0.2, 0.2, 0.4]
     """
     B = _B
     return 2 * B.eps * B.d ** sp.Max(0, sp.Rational(1, 2) - 1 / B.p)
@@ -466,6 +608,17 @@ def liu_bound() -> sp.Expr:
 
     .. math:: \|\nabla L(\theta_1) - \nabla L(\theta_2)\| \le L_{\theta\theta}\|\theta_1-\theta_2\|
               + L_{\theta x}\cdot 2\varepsilon\, d^{\max(0,\,1/2-1/p)}.
+
+    See docs/theory/liu.md.
+
+    Examples:
+        At :math:`\theta_1 = \theta_2` it is still :math:`2\varepsilon\sqrt d\,L_{\theta x}` under an
+        L∞ attack:
+
+        >>> import math
+        >>> from advlip.symbolic import evaluate, liu_bound
+        >>> round(evaluate(liu_bound(), Ltt=1, Ltx=1, dtheta=0, eps=0.1, d=4, p=math.inf), 4)
+        0.4
     """
     B = _B
     return B.Ltt * B.dtheta + B.Ltx * l2_diameter()
@@ -473,14 +626,30 @@ def liu_bound() -> sp.Expr:
 
 def witness_ratio_zero() -> sp.Expr:
     r"""LIN-L2-ZERO: on :math:`w_\pm = \pm t v` (‖v‖ = 1, p = 2),
-    :math:`R \approx \varepsilon\,|\operatorname{mean}_i \ell'(y_i b)| / t`."""
+    :math:`R \approx \varepsilon\,|\operatorname{mean}_i \ell'(y_i b)| / t`.
+
+    See docs/theory/lin-l2-zero.md.
+
+    Examples:
+        >>> from advlip.symbolic import evaluate, witness_ratio_zero
+        >>> [round(evaluate(witness_ratio_zero(), eps=0.1, mean_l1=-0.5, t=t), 4) for t in (1e-2, 1e-3)]
+        [5.0, 50.0]
+    """
     B = _B
     return B.eps * sp.Abs(B.mean_l1) / B.t
 
 
 def witness_ratio_linf() -> sp.Expr:
     r"""LIN-LINF: on :math:`w \pm t e_i` with :math:`w_i = 0` (p = ∞),
-    :math:`R = \varepsilon\,|\operatorname{mean}\,\ell'(\tilde m)| / t + O(1)`."""
+    :math:`R = \varepsilon\,|\operatorname{mean}\,\ell'(\tilde m)| / t + O(1)`.
+
+    See docs/theory/lin-linf.md.
+
+    Examples:
+        >>> from advlip.symbolic import pretty, witness_ratio_linf
+        >>> pretty(witness_ratio_linf())
+        "ε·|mean ℓ'|/t"
+    """
     B = _B
     return B.eps * sp.Abs(B.mean_l1) / B.t
 
@@ -488,7 +657,15 @@ def witness_ratio_linf() -> sp.Expr:
 def witness_ratio_l1() -> sp.Expr:
     r"""LIN-L1: on :math:`w + t s_i e_i`, :math:`w + t s_j e_j` with
     :math:`|w_i| = |w_j| = \|w\|_\infty` (p = 1),
-    :math:`R = \varepsilon\,|\operatorname{mean}\,\ell'(\tilde m)| / t + O(1)`."""
+    :math:`R = \varepsilon\,|\operatorname{mean}\,\ell'(\tilde m)| / t + O(1)`.
+
+    See docs/theory/lin-l1.md.
+
+    Examples:
+        >>> from advlip.symbolic import is_identity, witness_ratio_l1, witness_ratio_linf
+        >>> is_identity(witness_ratio_l1(), witness_ratio_linf())   # the same 1/t law
+        True
+    """
     B = _B
     return B.eps * sp.Abs(B.mean_l1) / B.t
 
@@ -496,7 +673,19 @@ def witness_ratio_l1() -> sp.Expr:
 def witness_ratio_lp() -> sp.Expr:
     r"""LIN-LP: on :math:`w \pm t e_i` with :math:`w_i = 0`, :math:`N = \|w\|_q`,
     :math:`R = \varepsilon\,|\operatorname{mean}\,\ell'(\tilde m)|\, t^{q-2} / N^{q-1} + O(1)`:
-    log-slope :math:`q - 2` (−1 at q = 1, where it is :func:`witness_ratio_linf`)."""
+    log-slope :math:`q - 2` (−1 at q = 1, where it is :func:`witness_ratio_linf`).
+
+    See docs/theory/lin-lp.md.
+
+    Examples:
+        >>> from sympy import Rational
+        >>> from advlip.symbolic import bound_symbols, is_identity, witness_ratio_linf, witness_ratio_lp
+        >>> q = bound_symbols().q
+        >>> is_identity(witness_ratio_lp().subs(q, 1), witness_ratio_linf())
+        True
+        >>> witness_ratio_lp().subs(q, Rational(3, 2)).as_coeff_exponent(bound_symbols().t)[1]
+        -1/2
+    """
     B = _B
     return B.eps * sp.Abs(B.mean_l1) * B.t ** (B.q - 2) / B.N ** (B.q - 1)
 
@@ -510,6 +699,15 @@ def witness_remainder_bound() -> sp.Expr:
     \sup_{\|u\|_p \le 1}\|u\|_2`) and bounds :math:`\|a\|`; the gradient difference is
     :math:`\operatorname{mean}(\ell'(\tilde m_1)-\ell'(\tilde m_2))a_1 - \varepsilon\,
     \operatorname{mean}\ell'(\tilde m_2)\,(u_1-u_2)` (``proofs/lin_lp.py``).
+
+    Examples:
+        :math:`K = 1 + 0.1 \cdot \sqrt 4 = 1.2` under an L∞ attack in 4 dimensions, so
+        :math:`\ell''_{\max} K^2 = 0.25 \cdot 1.44`:
+
+        >>> import math
+        >>> from advlip.symbolic import evaluate, witness_remainder_bound
+        >>> round(evaluate(witness_remainder_bound(), L2max=0.25, X=1, eps=0.1, d=4, p=math.inf), 4)
+        0.36
     """
     B = _B
     return B.L2max * (B.X + B.eps * B.d ** sp.Max(0, sp.Rational(1, 2) - 1 / B.p)) ** 2
@@ -521,6 +719,13 @@ def expected_exponent(p: float) -> sp.Expr:
     :math:`s = 0` for :math:`1 < p \le 2` (smooth), :math:`q - 2` for :math:`2 < p < \infty`
     (Hölder), :math:`-1` for :math:`p = \infty` (jump at :math:`w_i = 0`) and :math:`p = 1`
     (jump at ties).
+
+    See docs/theory/lin-lp.md.
+
+    Examples:
+        >>> from advlip.symbolic import expected_exponent
+        >>> [expected_exponent(p) for p in (1.0, 1.5, 2.0, 3.0, 4.0, float("inf"))]
+        [-1, 0, 0, -1/2, -2/3, -1]
     """
     p = check_p(p)
     if p == 1.0 or math.isinf(p):
@@ -541,6 +746,15 @@ def slope_error_bound(log_t: Any, log_dev: Any) -> float:
 
     of :math:`s` (the slope is :math:`\sum_k (x_k-\bar x) z_k / \sum_k (x_k-\bar x)^2`,
     linear in the data :math:`z_k`, and :math:`\sum_k (x_k-\bar x) = 0` removes ``c``).
+
+    Examples:
+        Four points :math:`t = 1, 2, 4, 8` with :math:`\Delta_k = 0.01`:
+        :math:`0.01 \cdot 4\log 2 / (5 \log^2 2) = 0.008/\log 2`:
+
+        >>> import numpy as np
+        >>> from advlip.symbolic import slope_error_bound
+        >>> round(slope_error_bound(np.log([1.0, 2.0, 4.0, 8.0]), 0.01), 4)
+        0.0115
     """
     x = np.asarray(log_t, dtype=float)
     dev = np.broadcast_to(np.asarray(log_dev, dtype=float), x.shape)
@@ -560,6 +774,15 @@ def is_identity(lhs: Any, rhs: Any = 0) -> bool:
 
     Tries ``expand`` first (fast, enough for polynomial and exp identities), then
     ``simplify``. ``False`` means SymPy could not show it, not that it is false.
+
+    Examples:
+        >>> import sympy as sp
+        >>> from advlip.symbolic import dual_norm_expr, is_identity, symbols
+        >>> w1 = symbols(1).w[0]
+        >>> is_identity(dual_norm_expr([w1], p=2), sp.Abs(w1))     # sqrt(w1²) = |w1| for real w1
+        True
+        >>> is_identity(dual_norm_expr([w1], p=2), w1)
+        False
     """
     lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
     if isinstance(lhs, sp.MatrixBase) and not isinstance(rhs, sp.MatrixBase) and rhs == 0:
@@ -588,6 +811,17 @@ def evaluate(expr: sp.Expr, **values: Any) -> Any:
     ``evaluate(lin_l2_bound(), X=1, eps=0.1, n1=1, n2=2, L2max=0.25, L1max=1, bias=0)``.
     ``math.inf`` is fine for ``p``. Returns a float, or an array if any value is one.
     Raises ``ValueError`` naming missing or unknown symbols.
+
+    Examples:
+        >>> import numpy as np
+        >>> from advlip.symbolic import evaluate, lin_l2_bound
+        >>> values = dict(X=1, eps=0.1, n1=1, L2max=0.25, L1max=1, bias=0)
+        >>> [round(float(v), 4) for v in evaluate(lin_l2_bound(), n2=np.array([1.0, 4.0]), **values)]
+        [0.4025, 0.3525]
+        >>> evaluate(lin_l2_bound(), n2=1, X=1)
+        Traceback (most recent call last):
+            ...
+        ValueError: evaluate: missing values for ['L1max', 'L2max', 'bias', 'eps', 'n1'], unknown names []; ...
     """
     expr = sp.sympify(expr)
     names = tuple(sorted(s.name for s in expr.free_symbols))
@@ -633,6 +867,12 @@ class _OneLinePrinter(StrPrinter):
 
 
 def pretty(expr: sp.Expr) -> str:
-    """``expr`` on one line for a terminal table: ε, ℓ''max, ‖w₁‖, √, ^, · instead of code names."""
+    """``expr`` on one line for a terminal table: ε, ℓ''max, ‖w₁‖, √, ^, · instead of code names.
+
+    Examples:
+        >>> from advlip.symbolic import liu_bound, pretty
+        >>> pretty(liu_bound())
+        'L_θθ·‖Δθ‖ + 2·L_θx·d^max(0, 1/2 - 1/p)·ε'
+    """
     s = _OneLinePrinter().doprint(sp.sympify(expr))
     return s.replace("sqrt(", "√(").replace("**", "^").replace("*", "·")

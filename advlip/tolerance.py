@@ -12,10 +12,8 @@ and stated where it is used — never a number picked to make a check pass.
 bfloat16. :func:`working_dtype` reads it off the arrays of a computation (the least
 precise floating leaf decides, since every later operation inherits its rounding).
 
-Example:
-    >>> import math
-
-import numpy as np
+Examples:
+    >>> import numpy as np
     >>> from advlip import tolerance
     >>> tolerance.gamma(10) > 10 * tolerance.UNIT_ROUNDOFF
     True
@@ -52,6 +50,18 @@ def unit_roundoff(dtype: Any = np.float64) -> float:
     r"""Unit roundoff :math:`u` of a floating dtype (half its machine epsilon).
 
     Raises ``TypeError`` naming the dtype when it is not a floating type.
+
+    Examples:
+        >>> import numpy as np
+        >>> from advlip.tolerance import unit_roundoff
+        >>> [unit_roundoff(t) == 2.0**-k for t, k in ((np.float64, 53), (np.float32, 24))]
+        [True, True]
+        >>> unit_roundoff("bfloat16") == 2.0**-8
+        True
+        >>> unit_roundoff(np.int32)
+        Traceback (most recent call last):
+            ...
+        TypeError: dtype=int32 is not a floating dtype; allowed: float64, float32, float16, bfloat16
     """
     try:
         dt = np.dtype(dtype)
@@ -70,6 +80,14 @@ def working_dtype(*trees: Any) -> np.dtype:
     A computation that mixes float32 parameters with float64 data is only as accurate
     as float32: its inputs were rounded to 24 bits. Python scalars are skipped (JAX
     treats them as weakly typed, adopting the dtype of the arrays they meet).
+
+    Examples:
+        >>> import numpy as np
+        >>> from advlip.tolerance import working_dtype
+        >>> working_dtype({"w": np.ones(3, np.float32)}, np.zeros(4))   # float32 decides
+        dtype('float32')
+        >>> working_dtype(np.arange(3), 1.0)   # no floating array: float64
+        dtype('float64')
     """
     worst = np.dtype(np.float64)
     for tree in trees:
@@ -106,7 +124,7 @@ def gamma(k: int, dtype: Any = np.float64) -> float:
     mean-independent errors), and warns once that it did: a bound for float64 work never
     needs it below :math:`k = 9 \cdot 10^{15}`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from advlip.tolerance import gamma
         >>> float(gamma(10)) == 10 * 2.0**-53 / (1 - 10 * 2.0**-53)
@@ -144,13 +162,27 @@ def underflow(dtype: Any = np.float64) -> float:
     zero on CPU and GPU, so :math:`|\eta|` is bounded by the smallest *normal* number
     (``finfo.tiny``: 2.2e-308 for float64, 1.2e-38 for float32), not the smallest subnormal.
     It matters only for quantities near that size, e.g. a gradient scaled by a tiny ε.
+
+    Examples:
+        >>> import numpy as np
+        >>> from advlip.tolerance import underflow
+        >>> underflow() == 2.0**-1022, underflow(np.float32) == 2.0**-126
+        (True, True)
     """
     unit_roundoff(dtype)  # validates the dtype
     return float(jax.numpy.finfo(np.dtype(dtype)).tiny)
 
 
 def sum_error(k: int, abs_terms: float, dtype: Any = np.float64) -> float:
-    r"""Absolute error bound :math:`\gamma_k \sum|t_j|` of a ``k``-operation computation."""
+    r"""Absolute error bound :math:`\gamma_k \sum|t_j|` of a ``k``-operation computation.
+
+    Examples:
+        >>> import numpy as np
+        >>> from advlip.tolerance import sum_error
+        >>> # a 3-term sum whose terms have absolute values adding to 10: 3u·10/(1 - 3u)
+        >>> f"{sum_error(3, 10.0):.3e}", f"{sum_error(3, 10.0, np.float32):.3e}"
+        ('3.331e-15', '1.788e-06')
+    """
     return gamma(k, dtype) * float(abs_terms)
 
 
@@ -162,5 +194,11 @@ def ratio_error(
     Each gradient carries an absolute error ``grad_error`` (per the caller's count),
     so the numerator is off by at most ``2 * grad_error``; the norms and the
     division add :math:`\gamma_k R`.
+
+    Examples:
+        >>> from advlip.tolerance import ratio_error
+        >>> # gradients good to 1e-12, points 1e-3 apart, R = 5: 2e-12/1e-3 + γ_8·5
+        >>> f"{ratio_error(1e-12, 1e-3, 5.0):.3e}"
+        '2.000e-09'
     """
     return 2.0 * float(grad_error) / float(dtheta_norm) + gamma(k, dtype) * abs(float(ratio))

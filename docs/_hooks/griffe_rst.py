@@ -6,6 +6,8 @@ Markdown, so before it does, this extension rewrites, in every docstring of the 
 
 * ``:math:`x``` → ``$x$`` and ``.. math:: x`` (with its indented continuation) → a
   ``$$ … $$`` display (both rendered by pymdownx.arithmatex + MathJax);
+* a section headed ``Example:`` → ``Examples:`` (the Google-style examples section,
+  rendered as code; griffe would read the singular as an admonition);
 * ``:func:`name``` (and ``:class:``, ``:meth:``, ``:mod:``, ``:data:``, ``:attr:``) → a
   cross-reference when ``name`` resolves to an object of advlip (tried as written,
   then relative to the docstring's class and module, then as the unique object of the
@@ -24,6 +26,8 @@ import griffe
 
 _ROLE = re.compile(r":(func|class|meth|mod|data|attr|obj):`(~?)([^`]+)`")
 _MATH = re.compile(r":math:`([^`]*)`")
+# griffe's Google parser reads "Example:" as an admonition, "Examples:" as code to render
+_EXAMPLE = re.compile(r"^([ \t]*)Example:[ \t]*$", flags=re.M)
 _DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>.*)$")
 
 
@@ -91,7 +95,7 @@ class RestRoles(griffe.Extension):
             doc = obj.docstring
             if doc is None:
                 continue
-            text = _math_blocks(doc.value)
+            text = _EXAMPLE.sub(r"\1Examples:", _math_blocks(doc.value))
             text = _MATH.sub(lambda m: f"${m.group(1)}$", text)
 
             def role(m: re.Match, obj: Any = obj) -> str:
