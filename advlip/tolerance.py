@@ -107,7 +107,7 @@ def working_dtype(*trees: Any) -> np.dtype:
 
 #: λ of the probabilistic bound :func:`gamma` falls back to (Higham & Mary 2019): each
 #: chain of k operations stays within it with probability at least
-#: :math:`1 - 2k\,e^{-\lambda^2(1-u)^2/2}` (about :math:`1 - 4 \cdot 10^{-15}` for
+#: :math:`1 - 2k\,e^{-\lambda^2(1-u)^2/2}` (about :math:`1 - 8 \cdot 10^{-15}` for
 #: :math:`k = 2 \cdot 10^7`).
 PROBABILISTIC_LAMBDA: float = 10.0
 
