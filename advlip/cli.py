@@ -1,6 +1,8 @@
 """The ``advlip`` command line: parses arguments, calls the checks, prints the report.
 
-    advlip verify  [--quick] [--seed N] [--json PATH] [--only ID ...] [--list] [--bounds]
+    advlip verify  [--quick] [--seed N] [--json PATH] [--only ID ...]
+    advlip verify  --list
+    advlip verify  --bounds [--only ID ...] [--json PATH]
     advlip falsify --p P --eps E --beta B [--data NAME|PATH] [--loss L] [--bias]
                    [--min-norm R | --ball R | --box LOW HIGH] [--alpha A] [--budget N] [--seed N] [--json PATH]
 
@@ -29,6 +31,15 @@ Exit status, the same scheme for every command:
   replays it; please report it. A traceback never comes with another exit status.
 * **130** — interrupted (Ctrl-C); **141** — the reader of the output went away
   (``advlip verify --list | head``), as a shell reports SIGPIPE.
+
+``advlip verify`` checks the results stated in the theory pages (the list and the
+notation: docs/theory/index.md; each id's statement and derivation:
+docs/theory/<id>.md, e.g. docs/theory/lin-l2.md). ``--list`` prints the ids with their
+pages; ``--bounds`` runs no check: it prints each result's statement, bound (as SymPy
+renders it) and page, and with ``--json PATH`` writes them as JSON
+(:func:`advlip.report.bounds_json`) instead of check results; it exits 0. Tables fit
+the terminal's width (``COLUMNS`` if set; 100 columns when the output is a pipe or a
+file): free text wraps at word boundaries, and no id, verdict or number is cut.
 
 The command computes in float64: :func:`main` turns on JAX's float64 mode for its run
 (importing advlip does not) and restores the previous setting when it returns.
@@ -68,8 +79,18 @@ MAX_SEED = 2**32 - 1
 
 
 class UsageError(ValueError):
-    """Bad input to the command: ``arg`` names the argument (a flag, ``NAME``, a file), and
-    ``message`` says what is wrong and what is allowed. Exit status 2."""
+    """Bad input to the command; :func:`main` prints it and returns exit status 2.
+
+    Args:
+        arg: the argument it names: a flag, ``NAME``, a file.
+        message: what is wrong and what is allowed.
+
+    Example:
+        >>> from advlip import cli
+        >>> err = cli.UsageError("--seed", "seed=-1 is not allowed; allowed: 0 <= seed")
+        >>> str(err), err.arg
+        ('argument --seed: seed=-1 is not allowed; allowed: 0 <= seed', '--seed')
+    """
 
     def __init__(self, arg: str, message: str):
         super().__init__(f"argument {arg}: {message}")
@@ -235,8 +256,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     registry = theorems.all_results()
     if args.list:
-        for res in registry:
-            print(f"{res.id:<18} {res.kind:<16} {res.title}")
+        print(report.list_table(registry))
         return EXIT_HOLDS
     seed = _seed(args.seed)
     if args.only:
@@ -250,6 +270,14 @@ def _verify(args: argparse.Namespace) -> int:
         registry = [r for r in registry if r.id in args.only]
     if args.json:
         _json_path("--json", args.json)
+    if args.bounds:  # the formulas only: no check runs
+        print(report.bounds_section(registry))
+        print()
+        print("Notation and the list of results: docs/theory/index.md.")
+        if args.json:
+            report.write_json(args.json, report.bounds_json(registry))
+            _progress(f"wrote {args.json}")
+        return EXIT_HOLDS
 
     config = theorems.CheckConfig(seed=seed, quick=args.quick)
     size = "quick" if args.quick else "full"
@@ -264,23 +292,36 @@ def _verify(args: argparse.Namespace) -> int:
     total = time.perf_counter() - start
 
     print(report.table(results))
-    if args.bounds:
-        print()
-        print(report.bounds_section(registry))
     counts = report.summary(results)
     print()
     print(
         f"{counts['holds']} hold, {counts['fails']} fail, {counts['undetermined']} undetermined "
-        f"in {total:.1f} s. Replay: advlip verify --seed {seed}"
-        + (" --quick" if args.quick else "")
-        + (" --only " + " ".join(args.only) if args.only else "")
+        f"in {total:.1f} s."
     )
+    replay = ["advlip", "verify", "--seed", str(seed)] + (["--quick"] if args.quick else [])
+    print(_shell_lines("Replay: ", replay + (["--only", *args.only] if args.only else [])))
     if args.json:
         report.write_json(
             args.json, report.to_json(results, seed=seed, quick=args.quick, registry=registry)
         )
         _progress(f"wrote {args.json}")
     return EXIT_HOLDS if counts["holds"] == len(results) else EXIT_FAILS
+
+
+def _shell_lines(prefix: str, words: Sequence[str]) -> str:
+    """``prefix`` and the command ``words``, continued with `` \\`` onto indented lines
+    where one line would be wider than the terminal: still one command for a shell."""
+    from advlip import report
+
+    width = report.terminal_width()
+    lines, line = [], prefix + shlex.quote(words[0])
+    for word in map(shlex.quote, words[1:]):
+        if len(line) + 1 + len(word) + 2 > width:  # room for " \\"
+            lines.append(line + " \\")
+            line = "    " + word
+        else:
+            line += " " + word
+    return "\n".join([*lines, line])
 
 
 def _region(args: argparse.Namespace, dim: int):
@@ -375,17 +416,18 @@ def _falsify(args: argparse.Namespace) -> int:
         ("‖Δg‖ / (β‖Δθ‖ + α)", f"{verdict.excess:.6g}"),
         ("found by", verdict.strategy),
         ("gradient evaluations", str(verdict.evaluations)),
-        ("θ1", np.array2string(verdict.theta1, precision=6, max_line_width=120)),
-        ("θ2", np.array2string(verdict.theta2, precision=6, max_line_width=120)),
+        ("θ1", np.array2string(verdict.theta1, precision=6, max_line_width=sys.maxsize)),
+        ("θ2", np.array2string(verdict.theta2, precision=6, max_line_width=sys.maxsize)),
         ("‖θ1 − θ2‖", f"{verdict.distance:.3e}"),
         ("seed", f"{verdict.seed} (same arguments and seed replay this run)"),
     ]
-    width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    print(report.text_table(("falsify", "result"), rows, wrap=(1,)))
     print()
-    print("strategy    evaluations  best ‖Δg‖/(β‖Δθ‖+α)")
-    for name, fig in verdict.per_strategy.items():
-        print(f"{name:<10}  {int(fig['evaluations']):>11}  {fig['best_excess']:.6g}")
+    strategies = [
+        (name, str(int(fig["evaluations"])), f"{fig['best_excess']:.6g}")
+        for name, fig in verdict.per_strategy.items()
+    ]
+    print(report.text_table(("strategy", "evaluations", "best ‖Δg‖/(β‖Δθ‖+α)"), strategies))
     if args.json:
         doc = {
             "command": "falsify",
@@ -402,9 +444,12 @@ def _falsify(args: argparse.Namespace) -> int:
 
 
 def _print_experiment(doc: dict, out: str) -> int:
+    from advlip import report
+
     claims = doc.get("claims", [])
     for c in claims:
-        print(f"{'holds' if c['holds'] else 'FAILS':<6} {c['claim']}")
+        mark = f"{'holds' if c['holds'] else 'FAILS':<6} "
+        print(report.wrap_paragraph(c["claim"], first=mark, indent=" " * len(mark)))
     held = sum(bool(c["holds"]) for c in claims)
     print()
     print(f"{held}/{len(claims)} claims hold. JSON: {out}/{doc['experiment']}.json")
@@ -607,7 +652,7 @@ def _curvature(args: argparse.Namespace) -> int:
     )
     print(res.table())
     replay = shlex.join(["advlip", *args.argv])
-    print(f"replay: {replay}")
+    print(_shell_lines("replay: ", ["advlip", *args.argv]))
     if res.densities and args.png:
         from advlip import plots
 
@@ -659,10 +704,15 @@ def _parser() -> argparse.ArgumentParser:
     seed_help = f"seed of every random draw, 0 <= N <= {MAX_SEED} (default 0)"
     v = sub.add_parser(
         "verify",
-        help="run every registered check of SPEC's results",
+        help="run the check of every result stated in docs/theory/index.md",
         description=(
-            "Run the built-in checks of every registered result and print a table. "
+            "Run the built-in check of every registered result (the results and their "
+            "notation: docs/theory/index.md; each id's statement and derivation: "
+            "docs/theory/<id>.md) and print a table that fits the terminal (COLUMNS, "
+            "else 100 columns when the output is not a terminal). --bounds prints the "
+            "formulas instead and runs nothing. "
             + _exit_status("every check holds", "a check fails or is undetermined")
+            + " --list and --bounds exit 0."
         ),
     )
     v.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 cores")
@@ -670,11 +720,21 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--json",
         metavar="PATH",
-        help="also write the results as JSON to PATH (its folder must exist)",
+        help="also write the results as JSON to PATH (its folder must exist); with --bounds, "
+        "the statements and bounds instead",
     )
-    v.add_argument("--only", nargs="+", metavar="ID", help="run only these result ids")
-    v.add_argument("--list", action="store_true", help="list the result ids and exit")
-    v.add_argument("--bounds", action="store_true", help="print every bound as SymPy renders it")
+    v.add_argument(
+        "--only", nargs="+", metavar="ID", help="run (or with --bounds, print) only these ids"
+    )
+    v.add_argument(
+        "--list", action="store_true", help="list the result ids and their theory pages; exit"
+    )
+    v.add_argument(
+        "--bounds",
+        action="store_true",
+        help="run no check: print each result's statement, bound (as SymPy renders it) and "
+        "theory page, then exit 0 (takes a second)",
+    )
     v.set_defaults(func=_verify)
 
     f = sub.add_parser(
@@ -841,18 +901,42 @@ def _silence_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``advlip`` command; returns the exit status (see the module docstring).
 
-    Argument syntax errors are argparse's: it prints usage and raises ``SystemExit(2)``.
+    Args:
+        argv: the arguments after ``advlip``; ``None``: ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0, 1, 2, 3, 130 or 141 (see the module docstring).
+
+    Raises:
+        SystemExit: argparse's, for a syntax error (status 2) or ``--help`` (status 0).
+
+    Example:
+        >>> from advlip import cli
+        >>> code = cli.main(["verify", "--bounds", "--only", "LIN-L2-ZERO"])
+        LIN-L2-ZERO — L2 adversarial loss is not smooth at w = 0
+          statement: pairs ±t·v: R ≈ ε|mean ℓ'(y b)|/t → ∞ (growth exponent −1)
+          bound:     ε·|mean ℓ'|/t
+          theory:    docs/theory/lin-l2-zero.md
+        <BLANKLINE>
+        Notation and the list of results: docs/theory/index.md.
+        >>> code
+        0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.argv = argv  # the command as given: reports print it to replay the run
-    if args.command == "verify" or (args.command in ("experiment", "landscape") and args.quick):
+    # verify --list and --bounds print what is registered: nothing is compiled
+    static = args.command == "verify" and (args.list or args.bounds)
+    if not static and (
+        args.command == "verify" or (args.command in ("experiment", "landscape") and args.quick)
+    ):
         _fast_compile()  # quick runs are mostly compilation; must precede JAX's backend
     import jax
 
     x64_before = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)  # the command verifies in float64
-    _enable_compilation_cache()
+    if not static:
+        _enable_compilation_cache()
     try:
         return args.func(args)
     except UsageError as err:  # raised while the arguments are checked, before the run

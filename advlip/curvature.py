@@ -19,15 +19,8 @@ nnx module, a (linen module, variables) pair, a PyTorch module, or a ready
 ``(params, loss_fn)`` — into ``(params, loss_fn)`` with the adapters of
 :mod:`advlip.models`.
 
-Example:
-    >>> import jax, jax.numpy as jnp
-    >>> from advlip import curvature, models
-    >>> W = jnp.array([[1.0, -0.5], [0.2, 0.8], [-0.6, 0.1]])
-    >>> loss_fn = models.ClassifierLoss(lambda W, x: jnp.tanh(W @ x), "cross_entropy")
-    >>> X = jnp.array([[0.5, 0.1], [-0.2, 0.4], [0.3, -0.3]]); y = jnp.array([0, 1, 2])
-    >>> res = curvature.measure(loss_fn, W, X, y, eps=0.05, p=2, k=2, progress=False)
-    >>> res.total.values.shape, res.undetermined_fraction
-    ((2,), 0.0)
+The theory behind both Hessians — the maximiser δ*(θ), H_θθ, H_xx, H_xθ and the KKT
+cases — is docs/theory/general-models.md; the example of :func:`measure` shows a call.
 """
 
 from __future__ import annotations
@@ -55,15 +48,42 @@ class CurvatureResult:
     """What :func:`measure` found; :meth:`table` renders it, :meth:`to_json` serialises it.
 
     Attributes:
-      total, naive: top-k eigenvalues of each Hessian (:meth:`AdversarialPoint.top_eigenvalues`).
-      traces: ``{"total": trace result, "naive": ...}`` or empty.
-      densities: ``{"total": density, "naive": ...}`` or empty.
-      n, dim: examples and parameters; eps, p: the ball.
-      undetermined_fraction: examples whose total Hessian is not determined, over n.
-      reasons: ``{reason: count}`` over the undetermined examples.
-      cases: the KKT cases of the maximisers (``interior``, ``l2_boundary``, …) with counts.
-      seconds: wall time of the attack and of each operator's spectrum.
-      dtype: the working dtype.
+        total: top-k eigenvalues of the total Hessian
+            (:meth:`advlip.adversarial.AdversarialPoint.top_eigenvalues`).
+        naive: the same for the naive Hessian (the maximiser held fixed).
+        traces: ``{"total": trace result, "naive": ...}`` or empty.
+        densities: ``{"total": density, "naive": ...}`` or empty.
+        n: the number of examples.
+        dim: the number of parameters.
+        eps: the radius of the ball.
+        p: the norm of the ball.
+        undetermined_fraction: examples whose total Hessian is not determined, over n.
+        reasons: ``{reason: count}`` over the undetermined examples.
+        cases: the KKT cases of the maximisers (``interior``, ``l2_boundary``, …) with
+            counts (docs/theory/general-models.md).
+        seconds: wall time of the attack and of each operator's spectrum.
+        dtype: the working dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from advlip import curvature
+        >>> from advlip.spectrum import TopEigenvalues
+        >>> def top(value, bound):
+        ...     a = np.array([value]); z = np.zeros(1)
+        ...     return TopEigenvalues(a, None, z, np.array([bound]), None, 10, z, z, z)
+        >>> res = curvature.CurvatureResult(
+        ...     total=top(0.52, 1e-9), naive=top(0.31, 1e-9), traces={}, densities={}, n=64,
+        ...     dim=120, eps=0.1, p=2.0, undetermined_fraction=0.0, reasons={},
+        ...     cases={"l2_boundary": 64}, seconds={}, dtype="float64")
+        >>> print(res.table(width=72))
+               total           naive
+        -----  --------------  --------------
+        λ_max  0.52 (≤ 1e-09)  0.31 (≤ 1e-09)
+        <BLANKLINE>
+        n = 64 examples, P = 120 parameters, L2 ball ε = 0.1, float64;
+            bounds after ≤, standard errors after ±
+        maximisers (KKT cases, docs/theory/general-models.md): l2_boundary 64
+        undetermined: 0.0% of examples
     """
 
     total: Any
@@ -80,9 +100,40 @@ class CurvatureResult:
     seconds: dict
     dtype: str
 
-    def table(self) -> str:
-        """A readable table (fits 100 columns): total beside naive."""
-        rows = [("", "total", "naive")]
+    def table(self, *, width: int | None = None) -> str:
+        """A readable table, total beside naive, that fits ``width`` columns.
+
+        Rendered by :func:`advlip.report.text_table` (no number is ever cut); the lines
+        below it (sizes, maximiser cases, undetermined examples) wrap at word boundaries.
+        The cases are the KKT cases of docs/theory/general-models.md.
+
+        Args:
+            width: the most columns a line may take; ``None``: the terminal's width
+                (``COLUMNS`` if set, else 100 when the output is not a terminal).
+
+        Returns:
+            The table as text.
+
+        Example:
+            >>> import numpy as np
+            >>> from advlip import curvature
+            >>> from advlip.spectrum import TopEigenvalues
+            >>> z = np.zeros(1)
+            >>> top = TopEigenvalues(np.array([0.5]), None, z, np.array([2e-9]), None, 9, z, z, z)
+            >>> res = curvature.CurvatureResult(
+            ...     total=top, naive=top, traces={}, densities={}, n=8, dim=30, eps=0.1,
+            ...     p=float("inf"), undetermined_fraction=0.25, reasons={"tie": 2},
+            ...     cases={"linf_vertex": 6}, seconds={}, dtype="float32")
+            >>> text = res.table(width=40)
+            >>> print(text.splitlines()[-1])
+            undetermined: 25.0% of examples — 2× tie
+            >>> max(len(line) for line in text.splitlines()) <= 40
+            True
+        """
+        from advlip import report
+
+        width = report._check_width(width)
+        rows = []
         k = len(np.atleast_1d(self.total.values))
         for i in range(k):
             name = "λ_max" if i == 0 else f"λ_{i + 1}"
@@ -101,19 +152,14 @@ class CurvatureResult:
                     _pm(self.traces["naive"].estimate, self.traces["naive"].standard_error, "±"),
                 )
             )
-        w0 = max(len(r[0]) for r in rows)
-        w1 = max(len(r[1]) for r in rows)
-        out = [f"{a.ljust(w0)}  {b.ljust(w1)}  {c}".rstrip() for a, b, c in rows]
-        out.insert(1, "-" * min(100, len(out[1]) + 8))
+        out = [report.text_table(("", "total", "naive"), rows, wrap=(1, 2), width=width)]
         p = "inf" if math.isinf(self.p) else f"{self.p:g}"
         out.append("")
-        out.append(
+        notes = [
             f"n = {self.n} examples, P = {self.dim} parameters, L{p} ball ε = {self.eps:g}, "
-            f"{self.dtype}; bounds after ≤, standard errors after ±"
-        )
-        cases = ", ".join(f"{c} {m}" for c, m in sorted(self.cases.items()))
-        out.append(f"maximisers: {cases}")
-        out.append(
+            f"{self.dtype}; bounds after ≤, standard errors after ±",
+            "maximisers (KKT cases, docs/theory/general-models.md): "
+            + ", ".join(f"{c} {m}" for c, m in sorted(self.cases.items())),
             f"undetermined: {self.undetermined_fraction:.1%} of examples"
             + (
                 ""
@@ -122,8 +168,9 @@ class CurvatureResult:
                 + "; ".join(
                     f"{m}× {r}" for r, m in sorted(self.reasons.items(), key=lambda t: -t[1])
                 )
-            )
-        )
+            ),
+        ]
+        out += [report.wrap_paragraph(n, width=width, first="", indent="    ") for n in notes]
         return "\n".join(out)
 
     def to_json(self) -> dict:
@@ -198,14 +245,46 @@ def measure(
 ) -> CurvatureResult:
     """Total and naive curvature of the adversarial loss of ``loss_fn`` at ``params``.
 
-    ``X`` (n, …) may be images; ``y`` int classes (or ±1 for one logit). ``k``: top-k
-    eigenvalues of each Hessian; ``trace``: Hutch++ traces from ``num_samples``
-    matrix-vector products; ``density``: stochastic Lanczos quadrature densities;
-    ``batch_size``: attack and multiply in batches of that many examples
-    (:func:`advlip.streaming.linearize_batches`) — memory of one batch, any n;
-    ``layer``: restrict every operator to a subset of the parameters (see
-    :meth:`advlip.adversarial.AdversarialPoint.top_eigenvalues`); ``key``: every random
-    draw (default ``PRNGKey(0)``); ``progress``: a progress bar on stderr.
+    The total Hessian counts how the maximiser δ*(θ) moves with θ; the naive one holds
+    it fixed (docs/theory/general-models.md).
+
+    Args:
+        loss_fn: the loss of one example, ``loss_fn(params, x, y)``
+            (e.g. :class:`advlip.models.ClassifierLoss`).
+        params: the parameters θ (a pytree).
+        X: the inputs, shape (n, …); may be images.
+        y: int classes, or ±1 for one logit.
+        eps: the radius of the attack's ball.
+        p: the norm of the ball.
+        k: top-k eigenvalues of each Hessian.
+        trace: also Hutch++ traces from ``num_samples`` matrix-vector products.
+        density: also stochastic Lanczos quadrature densities.
+        num_samples: the probes of each trace.
+        batch_size: attack and multiply in batches of that many examples
+            (:func:`advlip.streaming.linearize_batches`): memory of one batch, any n.
+        layer: restrict every operator to a subset of the parameters (see
+            :meth:`advlip.adversarial.AdversarialPoint.top_eigenvalues`).
+        key: every random draw (default ``PRNGKey(0)``).
+        progress: a progress bar on stderr.
+        **attack_options: passed to the attack
+            (:func:`advlip.adversarial.linearize`).
+
+    Returns:
+        A :class:`CurvatureResult`.
+
+    Raises:
+        ValueError: ``k``, ``num_samples`` or ``batch_size`` below 1, or what the attack
+            refuses (shapes, labels, ``eps``, ``p``), each naming the argument.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from advlip import curvature, models
+        >>> W = jnp.array([[1.0, -0.5], [0.2, 0.8], [-0.6, 0.1]])
+        >>> loss_fn = models.ClassifierLoss(lambda W, x: jnp.tanh(W @ x), "cross_entropy")
+        >>> X = jnp.array([[0.5, 0.1], [-0.2, 0.4], [0.3, -0.3]]); y = jnp.array([0, 1, 2])
+        >>> res = curvature.measure(loss_fn, W, X, y, eps=0.05, p=float("inf"), progress=False)
+        >>> res.total.values.shape, res.undetermined_fraction, res.cases
+        ((1,), 0.0, {'linf_vertex': 3})
     """
     from advlip import adversarial, streaming
 
@@ -293,11 +372,27 @@ def _bar(progress: bool, total: int, desc: str):
 def resolve_model(obj: Any, example_x: Any, *, loss: str = "cross_entropy") -> tuple[Any, Any]:
     """``(params, loss_fn)`` from what a model factory returns.
 
-    Accepted: ``(params, loss_fn)`` with ``loss_fn`` callable; an equinox module
-    (:func:`advlip.models.from_equinox`); a flax nnx module, or ``(linen module,
-    variables)`` (:func:`advlip.models.from_flax`); a PyTorch ``nn.Module``
-    (:func:`advlip.models.from_torch`, traced at ``example_x``, one input in the module's
-    layout). Anything else is a ValueError naming what is allowed.
+    Args:
+        obj: ``(params, loss_fn)`` with ``loss_fn`` callable; an equinox module
+            (:func:`advlip.models.from_equinox`); a flax nnx module, or ``(linen module,
+            variables)`` (:func:`advlip.models.from_flax`); a PyTorch ``nn.Module``
+            (:func:`advlip.models.from_torch`).
+        example_x: one input in the module's layout (a PyTorch module is traced at it).
+        loss: the loss on the logits: ``cross_entropy``, ``cw`` or ``dlr``.
+
+    Returns:
+        ``(params, loss_fn)`` with ``loss_fn(params, x, y)`` the loss of one example.
+
+    Raises:
+        ValueError: ``obj`` is none of the above; the message names what is allowed.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from advlip import curvature, models
+        >>> pair = ({"W": jnp.eye(2)}, models.ClassifierLoss(lambda th, x: th["W"] @ x))
+        >>> params, loss_fn = curvature.resolve_model(pair, jnp.zeros(2))
+        >>> loss_fn is pair[1]
+        True
     """
     from advlip import models
 
@@ -321,8 +416,24 @@ def resolve_model(obj: Any, example_x: Any, *, loss: str = "cross_entropy") -> t
 
 
 def channels_first(obj: Any) -> bool:
-    """Whether the model takes images channels-first, (C, H, W): PyTorch and equinox
-    convolutions do; flax and advlip's reference networks take (H, W, C)."""
+    """Whether the model takes images channels-first, (C, H, W).
+
+    PyTorch and equinox convolutions do; flax and advlip's reference networks take
+    (H, W, C).
+
+    Args:
+        obj: what a model factory returned (see :func:`resolve_model`).
+
+    Returns:
+        True for a PyTorch or equinox module, else False.
+
+    Example:
+        >>> import equinox as eqx, jax
+        >>> from advlip import curvature
+        >>> conv = eqx.nn.Conv2d(1, 2, 3, key=jax.random.PRNGKey(0))
+        >>> curvature.channels_first(conv), curvature.channels_first(({}, len))
+        (True, False)
+    """
     return _is_torch(obj) or _is_equinox(obj)
 
 

@@ -18,6 +18,7 @@ def test_verify_only_one_check_writes_json(tmp_path, capsys):
     assert code == 0
     assert "LIN-L1" in out and "holds" in out and "1 hold, 0 fail" in out
     assert "Replay: advlip verify --seed 0 --quick --only LIN-L1" in out  # replays this run
+    assert "docs/theory/<id>.md" in out  # where each id's statement and derivation live
     assert "[1/1] LIN-L1" in err  # progress goes to stderr
     doc = json.loads(path.read_text())
     assert [r["id"] for r in doc["results"]] == ["LIN-L1"]
@@ -25,11 +26,106 @@ def test_verify_only_one_check_writes_json(tmp_path, capsys):
     assert doc["seed"] == 0 and doc["quick"] is True and doc["environment"]["x64"] is True
 
 
-def test_verify_list_names_every_result(capsys):
+def test_verify_list_names_every_result_with_its_theory_page(monkeypatch, capsys):
+    from advlip import theorems
+
+    monkeypatch.setenv("COLUMNS", "80")
     assert cli.main(["verify", "--list"]) == 0
     out = capsys.readouterr().out
-    for rid in ["LIN-L2", "LIN-L2-ZERO", "LIN-LINF", "LIN-L1", "LIN-LP", "LIU"]:
-        assert rid in out
+    words = out.split()
+    for res in theorems.all_results():
+        assert res.id in words and f"docs/theory/{res.id.lower()}.md" in words
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+
+
+def _checks_must_not_run(monkeypatch):
+    """Every check, and Result.check itself, raise: a command that runs one fails."""
+    import dataclasses
+
+    from advlip.theorems import base
+
+    def started(*args, **kwargs):
+        raise AssertionError("a check ran")
+
+    base.all_results()
+    for rid, entry in list(base._REGISTRY.items()):
+        monkeypatch.setitem(base._REGISTRY, rid, dataclasses.replace(entry, check_fn=started))
+    monkeypatch.setattr(base.Result, "check", started)
+
+
+def test_verify_bounds_prints_the_formulas_and_runs_no_check(monkeypatch, capsys):
+    from jax import monitoring
+
+    from advlip import symbolic, theorems
+
+    registry = theorems.all_results()  # imported before counting: only main's work counts
+    _checks_must_not_run(monkeypatch)
+    monkeypatch.setenv("COLUMNS", "200")  # one line per field: the lines below compare whole
+    compiled = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(duration)
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        code = cli.main(["verify", "--bounds"])
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert compiled == []  # XLA compiled nothing: no check, no numerics
+    lines = out.splitlines()
+    for res in registry:
+        assert f"{res.id} — {res.title}" in lines
+        assert f"  statement: {res.statement}" in lines
+        assert f"  theory:    docs/theory/{res.id.lower()}.md" in lines
+        if res.bound is not None:
+            assert f"  bound:     {symbolic.pretty(res.bound())}" in lines
+    assert sum(line.startswith("  bound:") for line in lines) == sum(
+        r.bound is not None for r in registry
+    )
+    assert "docs/theory/index.md" in out and "hold," not in out  # no summary: nothing ran
+
+
+def test_verify_bounds_only_restricts_and_json_writes_the_bounds(monkeypatch, tmp_path, capsys):
+    from advlip import theorems
+
+    _checks_must_not_run(monkeypatch)
+    monkeypatch.setenv("COLUMNS", "80")
+    path = tmp_path / "b.json"
+    code = cli.main(["verify", "--bounds", "--only", "LIU", "LIN-L1", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    heads = [line.split(" — ")[0] for line in out.splitlines() if " — " in line]
+    assert heads == ["LIN-L1", "LIU"]  # registry order, only these
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    doc = json.loads(path.read_text())
+    assert doc["command"] == "verify --bounds" and "summary" not in doc
+    assert [e["id"] for e in doc["results"]] == ["LIN-L1", "LIU"]
+    liu = theorems.get("LIU")
+    assert doc["results"][1]["bound"] == str(liu.bound()) and doc["results"][0]["bound"] is None
+    assert doc["results"][1]["theory"] == "docs/theory/liu.md"
+
+
+def test_verify_bounds_still_checks_its_arguments(monkeypatch, capsys):
+    _checks_must_not_run(monkeypatch)
+    assert cli.main(["verify", "--bounds", "--only", "NOPE"]) == 2
+    assert cli.main(["verify", "--bounds", "--json", "/nonexistent/dir/x.json"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --only: unknown id" in err and "argument --json: " in err
+
+
+def test_verify_help_cites_the_theory_pages(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    top = " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        cli.main(["verify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "docs/theory/index.md" in top and "docs/theory/index.md" in text
+    assert "docs/theory/<id>.md" in text and "SPEC" not in top + text
+    assert "--bounds" in text and "runs nothing" in text
 
 
 def test_verify_unknown_id_is_a_usage_error(capsys):
