@@ -1,4 +1,5 @@
-"""CLOSED-FORM (SPEC §2): Hölder's closed form, the optimal attack, Danskin's gradient, the Hessian.
+"""CLOSED-FORM (docs/theory/closed-form.md): Hölder's closed form, the optimal attack, Danskin's
+gradient, the Hessian.
 
 Statement. Let ℓ be a non-increasing margin loss, y ∈ {-1, +1}, ε ≥ 0, p ∈ [1, ∞],
 1/p + 1/q = 1, w ≠ 0, m = y(w·x + b) and m̃ = m − ε‖w‖_q. Then
@@ -149,8 +150,8 @@ def main() -> None:
             H = symbolic.hessian_expr(2, p=p, loss=name)
             assert symbolic.is_identity(H, d2 * grad_m * grad_m.T + d1 * hess_m), (p, name)
         print(
-            f"   ✓ p = {_name(p)}: ∇²‖w‖_q matches SPEC; hessian_expr = ℓ''∇m̃∇m̃ᵀ + ℓ'∇²m̃ "
-            f"({', '.join(_chain_rule_losses(p))})"
+            f"   ✓ p = {_name(p)}: ∇²‖w‖_q matches the theory's formula; "
+            f"hessian_expr = ℓ''∇m̃∇m̃ᵀ + ℓ'∇²m̃ ({', '.join(_chain_rule_losses(p))})"
         )
 
     print(

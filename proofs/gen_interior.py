@@ -1,10 +1,11 @@
-"""GEN-INTERIOR (SPEC G1): the total Hessian of the adversarial loss at an interior maximiser.
+"""GEN-INTERIOR (case G1, docs/theory/gen-interior.md): the total Hessian of the adversarial loss
+at an interior maximiser.
 
 Statement. Let ℓ(z, θ) be C² and, at θ0, let δ*(θ0) be an interior maximiser of
 δ ↦ ℓ(x + δ, θ0) over B_p(ε) with ∇_zℓ = 0 and H_xx = ∇²_zz ℓ ≺ 0 there. Then near θ0:
   (a) δ*(θ) is C¹ with Dδ* = −H_xx⁻¹ H_xθ                     (implicit function theorem);
-  (b) ∇L(θ) = ∇_θ ℓ(x + δ*(θ), θ)                              (Danskin, G0);
-  (c) ∇²L = H_θθ − H_θx H_xx⁻¹ H_xθ                            (G1);
+  (b) ∇L(θ) = ∇_θ ℓ(x + δ*(θ), θ)                              (Danskin, case G0);
+  (c) ∇²L = H_θθ − H_θx H_xx⁻¹ H_xθ                            (case G1);
   (d) the correction −H_θx H_xx⁻¹ H_xθ is positive semidefinite, so ∇²L ⪰ H_θθ: a Hessian
       tool that holds δ fixed *under*-estimates the curvature;
   (e) ‖∇²L‖ ≤ ‖H_θθ‖ + ‖H_xθ‖² / λ_min(−H_xx).
@@ -83,7 +84,9 @@ def main() -> None:
     upper = [(0, 0), (0, 1), (1, 1)]  # ∇²L is symmetric: three entries decide it
     HL = [sp.diff(L, th[i], th[j]) for i, j in upper]
     assert same(HL, [formula[i, j] for i, j in upper])
-    print("   ✓ SymPy: the Hessian of L(θ) = c + ½bᵀK⁻¹b equals the G1 formula")
+    print(
+        "   ✓ SymPy: the Hessian of L(θ) = c + ½bᵀK⁻¹b equals the G1 (interior maximiser) formula"
+    )
 
     print("Step 6 (d). The correction is PSD: vᵀ(−H_θxH_xx⁻¹H_xθ)v = (H_xθv)ᵀK⁻¹(H_xθv).")
     v = sp.Matrix(sp.symbols("v1 v2", real=True))

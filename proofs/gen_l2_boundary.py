@@ -1,4 +1,5 @@
-"""GEN-L2-BOUNDARY (SPEC G2): the total Hessian when the L2 attack sits on the sphere.
+"""GEN-L2-BOUNDARY (case G2, docs/theory/gen-l2-boundary.md): the total Hessian when the L2
+attack sits on the sphere.
 
 Statement. Let ℓ(z, θ) be C², p = 2, and at θ0 let δ* maximise ℓ(x + δ, θ0) over ‖δ‖ ≤ ε
 with ‖δ*‖ = ε, ∇_xℓ = μδ*, μ = ‖∇_xℓ‖/ε > 0 (the attack pushes outward), and the
@@ -83,7 +84,8 @@ def main() -> None:
         "the second-order condition is tᵀ(μI − H)t > 0"
     )
 
-    print("Step 3. G1 in the chart vs the KKT form with P = ttᵀ, (P(H − μI)P)⁺ = ttᵀ/tᵀ(H − μI)t.")
+    print("Step 3. G1 (interior maximiser) in the chart vs the KKT form with P = ttᵀ,")
+    print("        (P(H − μI)P)⁺ = ttᵀ/tᵀ(H − μI)t.")
     chart = h_tt - h_tp * h_tp.T / h_pp
     P = t0 * t0.T
     assert same(P, sp.eye(2) - n(phi0) * n(phi0).T)
@@ -147,7 +149,10 @@ def main() -> None:
     B = pt.blocks()
     tol = np.asarray(B.error) + tolerance.gamma(4 * d + 16) * (np.abs(Hc) + np.abs(Hg))
     assert np.all(np.abs(Hg - Hc) <= tol)
-    print(f"   ✓ implicit total Hessian = SPEC §2 Hessian to {np.abs(Hg - Hc).max():.1e}")
+    print(
+        "   ✓ implicit total Hessian = the closed-form Hessian (docs/theory/closed-form.md) to "
+        f"{np.abs(Hg - Hc).max():.1e}"
+    )
 
     v = rng.standard_normal(d + 1)
     jvp = np.asarray(pt.delta_jvp(jnp.asarray(v)))

@@ -1,5 +1,5 @@
-"""GEN-LINF-VERTEX (SPEC G3): under L∞ the attack sits at a vertex; there ∇²L = H_θθ, and
-across a switching surface ∇L jumps by H_θx Δδ.
+"""GEN-LINF-VERTEX (case G3, docs/theory/gen-linf-vertex.md): under L∞ the attack sits at a
+vertex; there ∇²L = H_θθ, and across a switching surface ∇L jumps by H_θx Δδ.
 
 Statement. Let ℓ(z, θ) be C², p = ∞.
   (a) If at θ0 every component of ∇_xℓ(x + δ*, θ0) is nonzero and δ* = ε sign(∇_xℓ) is the
@@ -129,7 +129,7 @@ def main() -> None:
     assert fit.resolved and fit.agrees_with(-1.0), fit.to_dict()
     print(
         f"   ✓ growth exponent of R on θ0 ± t e: {fit.exponent:+.4f} ± {fit.tolerance:.1e} "
-        "(SPEC −1)"
+        "(expected −1)"
     )
     print("PROOF OK: GEN-LINF-VERTEX")
 

@@ -127,7 +127,8 @@ def main() -> None:
         ws = rng.normal(size=(50, 3))
         ns = np.sum(np.abs(ws) ** q, axis=1) ** (1 / q)
         us = np.sign(ws) * (np.abs(ws) / ns[:, None]) ** (q - 1)
-        # the SPEC formula, evaluated in numpy: ((q−1)/N)[diag((|w_i|/N)^{q−2}) − u uᵀ]
+        # the theory's formula (docs/theory/closed-form.md), evaluated in numpy:
+        # ((q−1)/N)[diag((|w_i|/N)^{q−2}) − u uᵀ]
         H = (
             (q - 1)
             / ns[:, None, None]

@@ -1,4 +1,9 @@
-"""Every proofs/*.py runs to completion and prints its PROOF OK line; every SPEC §2 id has one.
+"""Every proofs/*.py runs to completion and prints its PROOF OK line; every check id has one.
+
+The ids come from the registry (``advlip.theorems.ids()``, what ``advlip verify --list``
+prints) plus CLOSED-FORM, so a new check without a derivation fails here. Scripts that accept
+``--plant NAME`` are run once more per planted error and must fail on an assertion: their
+checks have power.
 
 The scripts are independent processes; up to two run at once (the prefetch below), which
 halves the wall time on two cores. Under pytest-xdist each worker runs only its own.
@@ -12,26 +17,25 @@ import tempfile
 
 import pytest
 
+from advlip import theorems
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROOFS = ROOT / "proofs"
 SCRIPTS = sorted(p.name for p in PROOFS.glob("*.py"))
 
-#: The results of SPEC §2 and the script that derives each.
-SPEC_IDS = [
-    "LIN-L2",
-    "LIN-L2-ZERO",
-    "LIN-LINF",
-    "LIN-L1",
-    "LIN-LP",
-    "LIU",
-    "GEN-INTERIOR",
-    "GEN-L2-BOUNDARY",
-    "GEN-LINF-VERTEX",
+#: Every result with a derivation: the registry's check ids, and the closed form they rest on.
+RESULT_IDS = [*theorems.ids(), "CLOSED-FORM"]
+
+#: Scripts that take ``--plant NAME`` (a wrong formula the script must then refute).
+PLANTED = [
+    ("gen_danskin.py", "clean"),  # the clean-input gradient ∇_θℓ(x, θ) claimed as ∇L
+    ("gen_flatness.py", "naive"),  # the naive Hessian H_θθ claimed as ∇²L
+    ("entropy_smooth.py", "sign"),  # ∇²F_γ = γI + γ²Cov claimed (a sign error)
 ]
 
 
-def _script_for(spec_id: str) -> str:
-    return spec_id.lower().replace("-", "_") + ".py"
+def _script_for(result_id: str) -> str:
+    return result_id.lower().replace("-", "_") + ".py"
 
 
 def _expected_id(script: str) -> str:
@@ -43,30 +47,32 @@ class _Runner:
     """Starts scripts as subprocesses (output to temporary files) and collects them."""
 
     def __init__(self) -> None:
-        self.procs: dict[str, tuple[subprocess.Popen, tempfile.SpooledTemporaryFile]] = {}
+        self.procs: dict[
+            tuple[str, ...], tuple[subprocess.Popen, tempfile.SpooledTemporaryFile]
+        ] = {}
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(
             [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
 
-    def start(self, script: str) -> None:
-        if script in self.procs:
+    def start(self, script: str, *args: str) -> None:
+        if (script, *args) in self.procs:
             return
         out = tempfile.TemporaryFile(mode="w+")
         proc = subprocess.Popen(
-            [sys.executable, str(PROOFS / script)],
+            [sys.executable, str(PROOFS / script), *args],
             cwd=ROOT,
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        self.procs[script] = (proc, out)
+        self.procs[(script, *args)] = (proc, out)
 
-    def result(self, script: str, prefetch: str | None) -> tuple[int, str]:
-        self.start(script)
+    def result(self, script: str, prefetch: str | None, *args: str) -> tuple[int, str]:
+        self.start(script, *args)
         if prefetch is not None:
             self.start(prefetch)
-        proc, out = self.procs[script]
+        proc, out = self.procs[(script, *args)]
         rc = proc.wait(timeout=300)
         out.seek(0)
         return rc, out.read()
@@ -96,13 +102,46 @@ def test_proof_script_runs(runner, script):
     assert f"PROOF OK: {_expected_id(script)}" in output, output[-4000:]
 
 
-@pytest.mark.parametrize("spec_id", SPEC_IDS)
-def test_every_spec_result_has_a_proof_script(spec_id):
-    script = _script_for(spec_id)
-    assert script in SCRIPTS, f"SPEC result {spec_id} has no proofs/{script}"
+def test_the_registry_is_read():
+    # the registry lists every family's checks (an empty or partial list would make the
+    # next test vacuous)
+    assert {"LIN-L2", "GEN-DANSKIN", "GEN-FLATNESS", "ENTROPY-SMOOTH"} <= set(RESULT_IDS)
+    assert len(RESULT_IDS) == len(set(RESULT_IDS))
+
+
+@pytest.mark.parametrize("result_id", RESULT_IDS)
+def test_every_result_has_a_proof_script(result_id):
+    script = _script_for(result_id)
+    assert script in SCRIPTS, f"result {result_id} has no proofs/{script}"
     text = (PROOFS / script).read_text(encoding="utf-8")
-    assert f'"PROOF OK: {spec_id}"' in text
-    assert f"`{script}`" in (PROOFS / "README.md").read_text(encoding="utf-8")
+    assert f'"PROOF OK: {result_id}"' in text
+    readme = (PROOFS / "README.md").read_text(encoding="utf-8")
+    assert f"`{script}`" in readme
+    # the README links the id's theory page (docs/theory/<id>.md, the id in lower case)
+    assert f"(../docs/theory/{result_id.lower()}.md)" in readme, result_id
+
+
+def test_every_script_is_a_result():
+    # no orphan: each script's PROOF OK id is a registered check id or CLOSED-FORM
+    for script in SCRIPTS:
+        assert _expected_id(script) in RESULT_IDS, script
+
+
+def test_no_script_cites_spec():
+    # the theory lives in docs/theory/; the scripts cite its pages, nothing else
+    for path in [*PROOFS.glob("*.py"), PROOFS / "README.md"]:
+        assert "SPEC" not in path.read_text(encoding="utf-8"), path.name
+
+
+@pytest.mark.parametrize("script,plant", PLANTED, ids=[f"{s}-{p}" for s, p in PLANTED])
+def test_planted_error_is_refuted(runner, script, plant):
+    rc, output = runner.result(script, None, "--plant", plant)
+    assert rc != 0, f"proofs/{script} --plant {plant} passed:\n{output[-4000:]}"
+    assert "AssertionError" in output, output[-4000:]
+    assert "PROOF OK" not in output
+    # the unplanted run of the same script passes (test_proof_script_runs): the failure is
+    # the plant's, and the plant is listed in the script
+    assert f'"{plant}"' in (PROOFS / script).read_text(encoding="utf-8")
 
 
 def test_readme_lists_every_script():

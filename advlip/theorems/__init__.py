@@ -1,7 +1,10 @@
-"""The registry of SPEC results: one object per id, each with a check.
+"""The registry of results: one object per check id, each with a check.
 
-Families: :mod:`advlip.theorems.linear` (SPEC §2), ``general`` (§3) and
-``smoothing`` (§4) as they land. ``advlip verify`` runs :func:`all_results`.
+Families: :mod:`advlip.theorems.linear` (the linear model's closed form,
+docs/theory/closed-form.md, and one page per LIN id), :mod:`advlip.theorems.general`
+(general models, docs/theory/general-models.md) and :mod:`advlip.theorems.smoothing`
+(EntropySGD's local entropy, docs/theory/entropy-smooth.md). ``advlip verify`` runs
+:func:`all_results`; ``advlip verify --list`` prints :func:`ids`.
 
 Example:
     >>> from advlip import theorems

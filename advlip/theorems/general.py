@@ -1,4 +1,8 @@
-r"""SPEC §3 results for general models, each with its numerical check.
+r"""The results for general models, each with its numerical check.
+
+Their theory is docs/theory/general-models.md (the maximiser δ*(θ), the blocks
+:math:`H_{\theta\theta}`, :math:`H_{xx}`, :math:`H_{x\theta}`, the KKT cases G0–G4 defined
+in docs/theory/index.md) and one page per case, cited below.
 
 Every check attacks a small reference model (:mod:`advlip.models`: a tanh MLP with a
 linear skip connection, d = 4 inputs, width 5; the flatness family :math:`\ell_\kappa`)
@@ -10,19 +14,29 @@ with the tolerance derived from the step (the size of the extrapolation), the
 float64 error of a gradient and the attack's measured KKT residual. Nothing here
 prints.
 
-* ``GEN-DANSKIN`` (G0): the Danskin gradient equals the derivative of L, for L2 and L∞
-  attacks; the gradient at the clean input (a planted wrong formula) does not.
-* ``GEN-INTERIOR`` (G1): interior maximisers; total Hessian = FD, the naive Hessian
-  differs by the PSD correction :math:`-H_{\theta x}H_{xx}^{-1}H_{x\theta}`, and
+* ``GEN-DANSKIN`` (case G0, Danskin; docs/theory/gen-danskin.md): the Danskin gradient
+  equals the derivative of L, for L2 and L∞ attacks; the gradient at the clean input (a
+  planted wrong formula) does not.
+* ``GEN-INTERIOR`` (case G1, interior maximiser; docs/theory/gen-interior.md): total
+  Hessian = FD, the naive Hessian differs by the PSD correction
+  :math:`-H_{\theta x}H_{xx}^{-1}H_{x\theta}`, and
   :math:`\|\nabla^2 L\| \le \|H_{\theta\theta}\| + \|H_{x\theta}\|^2/\lambda_{\min}(-H_{xx})`.
-* ``GEN-L2-BOUNDARY`` (G2): maximisers on the L2 sphere; total Hessian (bordered KKT
-  system on the tangent space) = FD, the naive Hessian differs.
-* ``GEN-LINF-VERTEX`` (G3): at vertices the total Hessian is :math:`H_{\theta\theta}` = FD;
-  across a switching surface the gradient jumps by :math:`H_{\theta x}\Delta\delta` and
-  the gradient ratio grows like :math:`t^{-1}`.
-* ``GEN-FLATNESS`` (G4): on :math:`\ell_\kappa`, :math:`\lambda_{\max}` of the total Hessian
-  (Lanczos on implicit HVPs) falls with κ as :math:`\max(1/\kappa, s(c))`; beside it
-  Liu et al.'s bound, valid but with an additive term that does not shrink.
+* ``GEN-L2-BOUNDARY`` (case G2, L2 sphere; docs/theory/gen-l2-boundary.md): maximisers on
+  the L2 sphere; total Hessian (bordered KKT system on the tangent space) = FD, the naive
+  Hessian differs.
+* ``GEN-LINF-VERTEX`` (case G3, L∞ vertex; docs/theory/gen-linf-vertex.md): at vertices the
+  total Hessian is :math:`H_{\theta\theta}` = FD; across a switching surface the gradient
+  jumps by :math:`H_{\theta x}\Delta\delta` and the gradient ratio grows like
+  :math:`t^{-1}`.
+* ``GEN-FLATNESS`` (case G4, flatness in x vs smoothness in θ;
+  docs/theory/gen-flatness.md): on :math:`\ell_\kappa`, :math:`\lambda_{\max}` of the total
+  Hessian (Lanczos on implicit HVPs) falls with κ as :math:`\max(1/\kappa, s(c))`; beside
+  it Liu et al.'s bound, valid but with an additive term that does not shrink.
+
+Example:
+    >>> from advlip import theorems
+    >>> print(*(r.id for r in theorems.all_results() if r.family == "general"))
+    GEN-DANSKIN GEN-INTERIOR GEN-L2-BOUNDARY GEN-LINF-VERTEX GEN-FLATNESS
 """
 
 from __future__ import annotations
@@ -79,7 +93,24 @@ def _n(config: CheckConfig) -> int:
 
 @functools.lru_cache(maxsize=4)
 def reference_problem(seed: int, n: int) -> tuple[Any, jax.Array, jax.Array]:
-    """``(params, X, y)``: the reference tanh MLP with skip weights and its dataset."""
+    """``(params, X, y)``: the reference tanh MLP with skip weights and its dataset.
+
+    Args:
+      seed: seeds both the data (:func:`advlip.data.synthetic`) and the weights.
+      n: the number of examples.
+
+    Returns:
+      The parameters of a tanh MLP with d = :data:`D` inputs, one hidden layer of
+      :data:`WIDTH` units and a linear skip connection, ``X`` of shape (n, d) and labels
+      ``y`` in {−1, +1}.
+
+    Example:
+        >>> from advlip.theorems.general import reference_problem
+        >>> params, X, y = reference_problem(0, 8)
+        >>> hidden, out = params["layers"]
+        >>> hidden["W"].shape, out["W"].shape, params["skip"].shape, X.shape, y.shape
+        ((5, 4), (1, 5), (4,), (8, 4), (8,))
+    """
     X, y = data.synthetic(jax.random.PRNGKey(seed), n=n, d=D)
     params = models.init_mlp(jax.random.PRNGKey(seed), D, (WIDTH,), scale=1.5, skip=True)
     return params, X, y
@@ -141,8 +172,8 @@ def _hessian_comparison(pt: adversarial.AdversarialPoint, fd: adversarial.FDHess
 
 
 def check_gen_danskin(config: CheckConfig, *, planted: str | None = None) -> CheckResult:
-    r"""G0: :math:`\nabla L = \operatorname{mean}_i \nabla_\theta\ell(x_i+\delta_i^*)` against
-    central
+    r"""Case G0 (Danskin; docs/theory/gen-danskin.md):
+    :math:`\nabla L = \operatorname{mean}_i \nabla_\theta\ell(x_i+\delta_i^*)` against central
     differences of L with δ* re-solved at every θ ± h e_j, ± 2h e_j (L2 and L∞; L1 too
     in the full run).
 
@@ -151,6 +182,22 @@ def check_gen_danskin(config: CheckConfig, *, planted: str | None = None) -> Che
     Frank–Wolfe gap and :math:`r^2/2\lambda`). Power: the gradient at the clean input
     (δ = 0, the formula of a tool that ignores the attack) must be refuted. ``planted``
     replaces the Danskin gradient by that wrong formula (``"clean"``), for the tests.
+
+    Args:
+      config: size (quick: n = 8, p ∈ {2, ∞}) and seed.
+      planted: None, or ``"clean"`` to plant the clean-input gradient.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult` (kind ``identity``), one row per p.
+
+    Example:
+        A quick run takes about 30 s (``advlip verify --only GEN-DANSKIN --quick``):
+
+        >>> from advlip import theorems
+        >>> from advlip.theorems.general import check_gen_danskin
+        >>> r = theorems.get("GEN-DANSKIN")
+        >>> r.check_fn is check_gen_danskin, r.kind
+        (True, 'identity')
     """
     n = _n(config)
     ps = (2.0, math.inf) if config.quick else (2.0, math.inf, 1.0)
@@ -229,14 +276,26 @@ def _verdict_from_hessians(cmp: dict, *, naive_must_differ: bool) -> tuple[str, 
 
 
 def check_gen_l2_boundary(config: CheckConfig, *, planted: str | None = None) -> CheckResult:
-    r"""G2: on the L2 sphere the total Hessian
-    :math:`H_{\theta\theta} - H_{\theta x}P(P(H_{xx}-\mu I)P)^{+}PH_{x\theta}` matches central
-    differences
-    of the Danskin gradient with δ* re-solved; the naive :math:`H_{\theta\theta}` does not.
+    r"""Case G2 (L2 sphere; docs/theory/gen-l2-boundary.md): on the L2 sphere the total
+    Hessian :math:`H_{\theta\theta} - H_{\theta x}P(P(H_{xx}-\mu I)P)^{+}PH_{x\theta}`
+    matches central differences of the Danskin gradient with δ* re-solved; the naive
+    :math:`H_{\theta\theta}` does not.
 
     Every example must be in the ``l2_boundary`` case with the second-order condition
     :math:`P(\mu I - H_{xx})P \succ 0` (else: undetermined). ``planted="naive"`` reports
     the naive Hessian as the total one (the implicit term dropped), for the tests.
+
+    Args:
+      config: size (quick: n = 8) and seed.
+      planted: None, or ``"naive"`` to plant the naive Hessian.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult` (kind ``identity``).
+
+    Example:
+        >>> from advlip import theorems
+        >>> theorems.get("GEN-L2-BOUNDARY").hypotheses[1]
+        '‖δ*‖₂ = ε, μ > 0'
     """
     n = _n(config)
     pt = _point(config.seed, n, 2.0)
@@ -295,6 +354,21 @@ def interior_setup(params: Any, X: jax.Array, activation: str = "tanh") -> dict[
     maximiser :math:`z^*` unique with :math:`\|z^*\| \le G/(\kappa/2)`; inputs scaled to
     :math:`\|x\| \le` ``x_max`` and :math:`\varepsilon = 2(2G/\kappa + x_{\max})` keep
     :math:`\|\delta^*\| = \|z^* - x\| \le \varepsilon/2`: interior with room to spare.
+
+    Args:
+      params: the reference MLP's parameters (:func:`reference_problem`).
+      X: the inputs, shape (n, d).
+      activation: the hidden activation, a key of :data:`ACTIVATION_BOUNDS`.
+
+    Returns:
+      ``kappa``, ``x_scale``, ``eps`` and the constants ``G``, ``B`` behind them.
+
+    Example:
+        >>> from advlip.theorems.general import interior_setup, reference_problem
+        >>> params, X, _ = reference_problem(0, 8)
+        >>> st = interior_setup(params, X)
+        >>> st["x_scale"], st["kappa"] == 2 * st["B"], st["eps"] > 4 * st["G"] / st["kappa"]
+        (0.5, True, True)
     """
     c1, c2 = ACTIVATION_BOUNDS[activation]
     W = np.asarray(params["layers"][0]["W"])
@@ -311,7 +385,7 @@ def interior_setup(params: Any, X: jax.Array, activation: str = "tanh") -> dict[
 
 
 def check_gen_interior(config: CheckConfig, *, planted: str | None = None) -> CheckResult:
-    r"""G1: for interior maximisers
+    r"""Case G1 (interior maximiser; docs/theory/gen-interior.md): for interior maximisers
     :math:`\nabla^2 L = H_{\theta\theta} - H_{\theta x}H_{xx}^{-1}H_{x\theta}`
     matches re-solved central differences; the correction is PSD (so the naive Hessian
     is off by it); and :math:`\|\nabla^2 L\|_2 \le \operatorname{mean}_i(\|H^i_{\theta\theta}\|
@@ -319,6 +393,18 @@ def check_gen_interior(config: CheckConfig, *, planted: str | None = None) -> Ch
 
     The model is the reference MLP made strictly concave in x (:func:`interior_setup`).
     ``planted="naive"`` drops the implicit term (for the tests).
+
+    Args:
+      config: size (quick: n = 8) and seed.
+      planted: None, or ``"naive"`` to drop the implicit term.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult` (kind ``identity``).
+
+    Example:
+        >>> from advlip import theorems
+        >>> theorems.get("GEN-INTERIOR").hypotheses
+        ('ℓ C²', '∇_xℓ = 0 at δ*, ‖δ*‖ < ε', 'H_xx ≺ 0')
     """
     n = _n(config)
     params, X, _ = reference_problem(config.seed, n)
@@ -379,7 +465,8 @@ def check_gen_interior(config: CheckConfig, *, planted: str | None = None) -> Ch
         verdict=verdict,
         figure=(
             f"|∇²L−FD|/tol ≤ {cmp['total_vs_fd']['max_ratio']:.2g}; naive off by "
-            f"{cmp['naive_vs_fd']['max_error']:.2g}; ‖∇²L‖ = {measured:.3g} ≤ G1 bound {bound:.3g}"
+            f"{cmp['naive_vs_fd']['max_error']:.2g}; ‖∇²L‖ = {measured:.3g} ≤ G1 (interior "
+            f"maximiser) bound {bound:.3g}"
         ),
         figures=figures,
         worst=cmp["total_vs_fd"],
@@ -401,7 +488,28 @@ def switching_surface(params: Any, j: int = 0) -> tuple[Any, np.ndarray]:
     :math:`\partial_{x_j}\ell = \ell'(m)\,y\,(\pm t)`
     flips, every example's :math:`\delta^*_j` jumps between :math:`\pm\varepsilon`, and since
     :math:`\nabla_\theta\ell` is affine in :math:`x_j` on the segment the jump of ∇L is exactly
-    :math:`\operatorname{mean}_i H^i_{\theta x}\Delta\delta_i` (SPEC G3).
+    :math:`\operatorname{mean}_i H^i_{\theta x}\Delta\delta_i` (case G3,
+    docs/theory/gen-linf-vertex.md).
+
+    Args:
+      params: the reference MLP's parameters (:func:`reference_problem`).
+      j: the input coordinate to cut.
+
+    Returns:
+      θ0 (a parameter pytree) and the unit direction e (a flat array).
+
+    Example:
+        >>> import numpy as np
+        >>> from advlip.theorems.general import reference_problem, switching_surface
+        >>> params, _, _ = reference_problem(0, 8)
+        >>> theta0, e = switching_surface(params, j=0)
+        >>> hidden, _ = theta0["layers"]
+        >>> skip = theta0["skip"]
+        >>> column = hidden["W"].T[0]   # input j = 0's weights into the hidden layer
+        >>> bool(np.all(column == 0)), float(skip[0])
+        (True, 0.0)
+        >>> e.shape, float(np.linalg.norm(e))
+        ((35,), 1.0)
     """
     layers = [dict(layer) for layer in params["layers"]]
     layers[0]["W"] = layers[0]["W"].at[:, j].set(0.0)
@@ -412,16 +520,27 @@ def switching_surface(params: Any, j: int = 0) -> tuple[Any, np.ndarray]:
 
 
 def check_gen_linf_vertex(config: CheckConfig, *, planted: str | None = None) -> CheckResult:
-    r"""G3: (a) at L∞ vertices δ* is locally constant and :math:`\nabla^2 L = H_{\theta\theta}`,
-    which
-    matches re-solved central differences; (b) across a switching surface
-    (:func:`switching_surface`) ∇L jumps by :math:`H_{\theta x}\Delta\delta`, with
+    r"""Case G3 (L∞ vertex; docs/theory/gen-linf-vertex.md): (a) at L∞ vertices δ* is locally
+    constant and :math:`\nabla^2 L = H_{\theta\theta}`, which matches re-solved central
+    differences; (b) across a switching surface (:func:`switching_surface`) ∇L jumps by :math:`H_{\theta x}\Delta\delta`, with
     :math:`\|\Delta\delta_i\| = 2\varepsilon`, and R grows like :math:`t^{-1}`.
 
     The jump is measured on witness pairs :math:`\theta_0 \pm t e`,
     :math:`t = 10^{-6}\cdot 2^k`, Richardson-extrapolated to t → 0 (the one-sided
     gradients are smooth in t), against the mixed product from the dense blocks at θ0.
     ``planted="no_jump"`` predicts no jump (a smooth-Hessian model), for the tests.
+
+    Args:
+      config: size (quick: n = 8) and seed.
+      planted: None, or ``"no_jump"`` to predict no jump.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult` (kind ``witness``).
+
+    Example:
+        >>> from advlip import theorems
+        >>> theorems.get("GEN-LINF-VERTEX").kind
+        'witness'
     """
     n = _n(config)
     statement = GEN_LINF_VERTEX.statement
@@ -537,20 +656,36 @@ FLAT_W, FLAT_C, FLAT_X, FLAT_EPS = 0.25, 2.0, 0.5, 1.5
 
 
 def check_gen_flatness(config: CheckConfig, *, planted: str | None = None) -> CheckResult:
-    r"""G4: on :math:`\ell_\kappa` (:class:`advlip.models.FlatnessLoss`) the top eigenvalue of the
-    total
+    r"""Case G4 (flatness in x vs smoothness in θ; docs/theory/gen-flatness.md): on
+    :math:`\ell_\kappa` (:class:`advlip.models.FlatnessLoss`) the top eigenvalue of the total
     Hessian, by Lanczos on implicit Hessian-vector products, equals
     :math:`\max(1/\kappa, s(c))` and falls as the input curvature κ grows; the naive
-    Hessian's stays at :math:`s(c)`. Beside it: the G1 bound :math:`s + 1/\kappa` and Liu et
-    al.'s bound :math:`L_{\theta\theta}\|\Delta\theta\| + L_{\theta x}\,2\varepsilon`
-    (:math:`L_{\theta\theta} = 1/4`,
-    :math:`L_{\theta x} = 1`), evaluated on a pair at distance r = 0.01 — valid, but its
-    effective constant :math:`L_{\theta\theta} + 2\varepsilon L_{\theta x}/r` ignores κ.
+    Hessian's stays at :math:`s(c)`. Beside it: the interior-case (G1) bound
+    :math:`s + 1/\kappa` and Liu et al.'s bound
+    :math:`L_{\theta\theta}\|\Delta\theta\| + L_{\theta x}\,2\varepsilon`
+    (:math:`L_{\theta\theta} = 1/4`, :math:`L_{\theta x} = 1`), evaluated on a pair at
+    distance r = 0.01 — valid, but its effective constant :math:`L_{\theta\theta} + 2\varepsilon L_{\theta x}/r` ignores κ.
 
     Tolerance per κ: the Lanczos residual bound plus :math:`\gamma_k(1/\kappa + s)` (k: the
     ops of one example's HVP, the CG iterations and the mean); this family's Hessian
     does not depend on δ (its third derivatives in x vanish), so the attack's error
     does not enter. ``planted="naive"`` reports the naive eigenvalue as the total one.
+    proofs/gen_flatness.py derives the closed form.
+
+    Args:
+      config: size (quick: 6 values of κ, full: 12) and seed.
+      planted: None, or ``"naive"`` to report the naive eigenvalue.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult` (kind ``identity``), one row per κ.
+
+    Example:
+        >>> from advlip import theorems
+        >>> from advlip.theorems.general import FLAT_C
+        >>> theorems.get("GEN-FLATNESS").bound()   # λ_max(∇²L), s(c) = σ(c)σ(−c)
+        Max(s(c), 1/κ)
+        >>> FLAT_C   # s(2) ≈ 0.105: λ_max falls until κ = 2 + 2cosh 2 ≈ 9.5
+        2.0
     """
     kappas = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     if not config.quick:

@@ -1,11 +1,18 @@
-"""SPEC §2 results for binary linear classification, each with its numerical check.
+"""The results for binary linear classification, each with its numerical check.
 
+Their theory is the closed form of docs/theory/closed-form.md and one page per id:
+docs/theory/lin-l2.md, lin-l2-zero.md, lin-linf.md, lin-l1.md, lin-lp.md and liu.md.
 Every check builds :class:`advlip.linear.LinearProblem` instances on a seeded
 synthetic dataset (:func:`advlip.data.synthetic`) and asks :mod:`advlip.smoothness`
 for ratios, worst pairs and growth exponents. Bounds are compared pair by pair:
 a pair *violates* a bound when its ratio exceeds it by more than the float64 error
 of the ratio (:meth:`LinearProblem.grad_error_bound`), so a verdict of ``fails``
 is a finding, never rounding.
+
+Example:
+    >>> from advlip import theorems
+    >>> print(*(r.id for r in theorems.all_results() if r.family == "linear"))
+    LIN-L2 LIN-L2-ZERO LIN-LINF LIN-L1 LIN-LP LIU
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from advlip import data, norms, sharding, smoothness, tolerance
 from advlip.linear import LinearProblem
@@ -40,7 +48,24 @@ EPS = 0.5
 
 
 def expected_exponent(p: float) -> float:
-    """SPEC LIN-LP: growth exponent of R at the kink: 0 (1 < p ≤ 2), q − 2 (2 < p < ∞), −1 (p ∈ {1, ∞})."""
+    """LIN-LP's growth exponent of R at the kink (docs/theory/lin-lp.md).
+
+    0 for 1 < p ≤ 2, q − 2 for 2 < p < ∞ (1/p + 1/q = 1), −1 for p ∈ {1, ∞}.
+
+    Args:
+      p: the attack norm, 1 ≤ p ≤ ∞.
+
+    Returns:
+      The exponent s with R(t) ~ t^s on the witness pairs at the kink.
+
+    Example:
+        >>> import math
+        >>> from advlip.theorems.linear import expected_exponent
+        >>> expected_exponent(2.0), expected_exponent(math.inf), expected_exponent(1.0)
+        (0.0, -1.0, -1.0)
+        >>> round(expected_exponent(4.0), 4)   # q = 4/3: q − 2 = −2/3
+        -0.6667
+    """
     from advlip import symbolic
 
     return float(symbolic.expected_exponent(p))
@@ -170,10 +195,35 @@ def _pair_dict(pair) -> dict:
 # --------------------------------------------------------------------------- LIN-L2
 
 
-def lin_l2_ratio_and_bound(prob: LinearProblem, bound_scale, th1, th2):
-    r"""``(R, β(θ1, θ2), err R)`` for SPEC LIN-L2:
+def lin_l2_ratio_and_bound(
+    prob: LinearProblem, bound_scale: ArrayLike, th1: jax.Array, th2: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    r"""``(R, β(θ1, θ2), err R)`` for LIN-L2 (docs/theory/lin-l2.md):
     :math:`\beta = \ell''_{\max}((\|x\|+\varepsilon)^2 + [\text{bias}]) + \varepsilon|\ell'|_{\max}/\sqrt{\|w_1\|\|w_2\|}`,
-    scaled by ``bound_scale`` (1 for SPEC's statement)."""
+    scaled by ``bound_scale`` (1 for the statement itself).
+
+    Args:
+      prob: the linear problem (p = 2).
+      bound_scale: the factor on β (the tests plant false claims such as 0.5).
+      th1: the first parameter vector θ1.
+      th2: the second parameter vector θ2.
+
+    Returns:
+      The ratio R, the bound β and the float64 error of R (arrays of shape ()).
+
+    Example:
+        With softplus (ℓ''max = 1/4, |ℓ'|max = 1), max‖x‖ = 1, ε = 1/2 and
+        ‖w1‖ = ‖w2‖ = 1: β = (1 + 1/2)²/4 + 1/2 = 1.0625.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip.linear import LinearProblem
+        >>> from advlip.theorems.linear import lin_l2_ratio_and_bound
+        >>> prob = LinearProblem(X=jnp.eye(2), y=jnp.array([1.0, -1.0]), eps=0.5, p=2.0)
+        >>> th1, th2 = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+        >>> R, beta, err = lin_l2_ratio_and_bound(prob, 1.0, th1, th2)
+        >>> float(beta), bool(R + err <= beta)
+        (1.0625, True)
+    """
     lo = get_loss(prob.loss)
     A = prob.x_norm_max + prob.eps
     bias = 1.0 if prob.fit_bias else 0.0
@@ -198,13 +248,31 @@ def check_lin_l2(
     bound_scale: float = 1.0,
     cases: tuple[tuple[str, bool, int], ...] | None = None,
 ) -> CheckResult:
-    """LIN-L2 on sampled and searched pairs, for several losses, with and without bias.
+    """LIN-L2 (docs/theory/lin-l2.md) on sampled and searched pairs, for several losses,
+    with and without bias.
 
-    ``cases`` are ``(loss, fit_bias, n_examples)``. One example with a bias is the
-    case where the bound is nearly attained (small ‖w‖, margin driven to −∞ by b).
+    One example with a bias is the case where the bound is nearly attained (small ‖w‖,
+    margin driven to −∞ by b).
 
-    ``bound_scale`` scales the bound: 1 checks SPEC's statement; the test suite plants
-    false claims (e.g. 0.5) and asserts that this check refutes them.
+    Args:
+      config: size and seed.
+      bound_scale: scales the bound: 1 checks the statement; the test suite plants
+        false claims (e.g. 0.5) and asserts that this check refutes them.
+      cases: ``(loss, fit_bias, n_examples)`` triples (default: softplus without bias on
+        24 examples and with bias on one; the full size adds three more).
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult`; ``figures["max_R_over_bound"]`` is the
+      worst ratio R/β found (≤ 1: holds).
+
+    Example:
+        A quick run takes about 20 s (``advlip verify --only LIN-L2 --quick``); it is the
+        registered check of LIN-L2:
+
+        >>> from advlip import theorems
+        >>> from advlip.theorems.linear import check_lin_l2
+        >>> theorems.get("LIN-L2").check_fn is check_lin_l2
+        True
     """
     if cases is None:
         cases = (("softplus", False, 24), ("softplus", True, 1))
@@ -315,7 +383,7 @@ def _witness_result(
     verdict = "holds" if ok else ("undetermined" if unresolved else "fails")
     fig = (
         f"slope {worst['fit'].exponent:+.4f} ± {worst['fit'].tolerance:.1e} "
-        f"(SPEC {worst['expected']:+.0f}); R·t → {worst['c']:.3g}"
+        f"(expected {worst['expected']:+.0f}); R·t → {worst['c']:.3g}"
     )
     return CheckResult(
         id=rid,
@@ -347,7 +415,21 @@ def _witness_result(
 
 
 def check_lin_l2_zero(config: CheckConfig) -> CheckResult:
-    """LIN-L2-ZERO: pairs ±t v around w = 0 under L2 (b ≠ 0 so ℓ'(y b) varies by label)."""
+    """LIN-L2-ZERO (docs/theory/lin-l2-zero.md): pairs ±t v around w = 0 under L2 (b ≠ 0 so
+    ℓ'(y b) varies by label); the growth exponent of R must be −1.
+
+    Args:
+      config: size (2 directions quick, 6 full) and seed.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult`, one fitted exponent per direction.
+
+    Example:
+        >>> from advlip import theorems
+        >>> r = theorems.get("LIN-L2-ZERO")
+        >>> r.kind, r.hypotheses
+        ('witness', ('p = 2', 'ε > 0', "mean ℓ'(y_i b) ≠ 0"))
+    """
     X, y = _dataset(config)
     prob = LinearProblem(X=X, y=y, eps=EPS, p=2.0, b=0.3)
     n_dirs = 2 if config.quick else 6
@@ -370,7 +452,20 @@ def check_lin_l2_zero(config: CheckConfig) -> CheckResult:
 
 
 def check_lin_l1(config: CheckConfig) -> CheckResult:
-    """LIN-L1: pairs w + t s_i e_i, w + t s_j e_j at a tie |w_i| = |w_j| = max |w|."""
+    """LIN-L1 (docs/theory/lin-l1.md): pairs w + t s_i e_i, w + t s_j e_j at a tie
+    |w_i| = |w_j| = max |w|; the growth exponent of R must be −1.
+
+    Args:
+      config: size (one tie quick, four full) and seed.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult`, one fitted exponent per tie.
+
+    Example:
+        >>> from advlip import theorems
+        >>> print(theorems.get("LIN-L1").statement)
+        pairs w + t s_i e_i, w + t s_j e_j at |w_i| = |w_j| = ‖w‖∞: R ≈ ε|ℓ'|/t
+    """
     X, y = _dataset(config)
     prob = LinearProblem(X=X, y=y, eps=EPS, p=1.0)
     rng = _rng(config, 3)
@@ -387,9 +482,33 @@ def check_lin_l1(config: CheckConfig) -> CheckResult:
     return _witness_result("LIN-L1", LIN_L1.statement, reports, centers)
 
 
-def lin_linf_diff_and_bound(prob: LinearProblem, bound_scale, th1, th2):
-    r"""``(‖Δg‖, bound, err)`` for LIN-LINF's additive bound
-    :math:`\ell''_{\max}((\|x\|+\varepsilon\sqrt d)^2 + [\text{bias}])\|\Delta\theta\| + 2\varepsilon\sqrt d\,|\ell'|_{\max}`."""
+def lin_linf_diff_and_bound(
+    prob: LinearProblem, bound_scale: ArrayLike, th1: jax.Array, th2: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    r"""``(‖Δg‖, bound, err)`` for LIN-LINF's additive bound (docs/theory/lin-linf.md)
+    :math:`\ell''_{\max}((\|x\|+\varepsilon\sqrt d)^2 + [\text{bias}])\|\Delta\theta\| + 2\varepsilon\sqrt d\,|\ell'|_{\max}`.
+
+    Args:
+      prob: the linear problem (p = ∞).
+      bound_scale: the factor on the bound (1 for the statement itself).
+      th1: the first parameter vector θ1.
+      th2: the second parameter vector θ2.
+
+    Returns:
+      ‖∇L(θ1) − ∇L(θ2)‖, the bound and the float64 error of the former.
+
+    Example:
+        Softplus, d = 1, max‖x‖ = 1, ε = 1/2, ‖Δθ‖ = 2: (1 + 1/2)²/4 · 2 + 2 · 1/2 = 2.125.
+
+        >>> import math
+        >>> import jax.numpy as jnp
+        >>> from advlip.linear import LinearProblem
+        >>> from advlip.theorems.linear import lin_linf_diff_and_bound
+        >>> prob = LinearProblem(X=jnp.array([[1.0], [-1.0]]), y=jnp.ones(2), eps=0.5, p=math.inf)
+        >>> dg, bound, err = lin_linf_diff_and_bound(prob, 1.0, jnp.array([1.0]), jnp.array([-1.0]))
+        >>> float(bound), bool(dg + err <= bound)
+        (2.125, True)
+    """
     lo = get_loss(prob.loss)
     sd = math.sqrt(prob.d)
     A = prob.x_norm_max + prob.eps * sd
@@ -405,7 +524,21 @@ def lin_linf_diff_and_bound(prob: LinearProblem, bound_scale, th1, th2):
 
 
 def check_lin_linf(config: CheckConfig, *, bound_scale: float = 1.0) -> CheckResult:
-    """LIN-LINF: a 1/t witness on every hyperplane w_i = 0, and the additive bound on pairs."""
+    """LIN-LINF (docs/theory/lin-linf.md): a 1/t witness on every hyperplane w_i = 0, and
+    the additive bound on sampled and searched pairs.
+
+    Args:
+      config: size and seed.
+      bound_scale: scales the additive bound (1: the statement; the tests plant smaller).
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult` (kind ``witness + bound``).
+
+    Example:
+        >>> from advlip import theorems
+        >>> theorems.get("LIN-LINF").kind
+        'witness + bound'
+    """
     X, y = _dataset(config)
     prob = LinearProblem(X=X, y=y, eps=EPS, p=math.inf)
     rng = _rng(config, 4)
@@ -436,7 +569,21 @@ def check_lin_linf(config: CheckConfig, *, bound_scale: float = 1.0) -> CheckRes
 
 
 def check_lin_lp(config: CheckConfig) -> CheckResult:
-    """LIN-LP: the measured growth exponent at the kink for each p against SPEC's phase diagram."""
+    """LIN-LP (docs/theory/lin-lp.md): the measured growth exponent at the kink for each p
+    against the theory's phase diagram (:func:`expected_exponent`).
+
+    Args:
+      config: size (6 values of p quick, 10 full) and seed.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult`; ``figures["points"]`` holds p, the
+      exponent, its tolerance and the expected value.
+
+    Example:
+        >>> from advlip import theorems
+        >>> print(theorems.get("LIN-LP").statement)
+        exponent 0 for 1<p≤2, q−2 for 2<p<∞, −1 for p=∞ (zeros) and p=1 (ties)
+    """
     X, y = _dataset(config)
     ps = (
         (1.0, 1.5, 2.0, 3.0, 6.0, math.inf)
@@ -478,8 +625,9 @@ def check_lin_lp(config: CheckConfig) -> CheckResult:
     res.kind = "exponents"
     worst = max(points, key=lambda pt: abs(pt["exponent"] - pt["expected"]))
     res.figure = (
-        f"{sum(pt['agrees'] for pt in points)}/{len(points)} exponents on SPEC's curve; "
-        f"worst |s − s_SPEC| = {abs(worst['exponent'] - worst['expected']):.1e} (p={worst['p']:g})"
+        f"{sum(pt['agrees'] for pt in points)}/{len(points)} exponents on LIN-LP's curve; "
+        f"worst |s − s_theory| = {abs(worst['exponent'] - worst['expected']):.1e} "
+        f"(p={worst['p']:g})"
     )
     return res
 
@@ -487,12 +635,39 @@ def check_lin_lp(config: CheckConfig) -> CheckResult:
 # --------------------------------------------------------------------------- LIU
 
 
-def liu_diff_and_bound(prob: LinearProblem, bound_scale, th1, th2):
+def liu_diff_and_bound(
+    prob: LinearProblem, bound_scale: ArrayLike, th1: jax.Array, th2: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     r"""``(‖Δg‖, Liu bound, err)``:
     :math:`L_{\theta\theta}\|\Delta\theta\| + L_{\theta x}\,2\varepsilon\, d^{\max(0,1/2-1/p)}` with, for the
     linear model, :math:`L_{\theta\theta} = \ell''_{\max}(r_x^2 + [\text{bias}])`,
     :math:`L_{\theta x} = |\ell'|_{\max} + \ell''_{\max}\sqrt{r_x^2 + [\text{bias}]}\,\max(\|w_1\|,\|w_2\|)`,
-    :math:`r_x = \max_i\|x_i\| + \varepsilon\,d^{\max(0,1/2-1/p)}` the largest perturbed input."""
+    :math:`r_x = \max_i\|x_i\| + \varepsilon\,d^{\max(0,1/2-1/p)}` the largest perturbed input
+    (docs/theory/liu.md).
+
+    Args:
+      prob: the linear problem.
+      bound_scale: the factor on the bound (1 for Liu et al.'s statement).
+      th1: the first parameter vector θ1.
+      th2: the second parameter vector θ2.
+
+    Returns:
+      ‖∇L(θ1) − ∇L(θ2)‖, Liu et al.'s bound and the float64 error of the former.
+
+    Example:
+        Softplus, d = 1, p = ∞, max‖x‖ = 1, ε = 1/2, ‖w‖ ≤ 1, ‖Δθ‖ = 2:
+        :math:`L_{\theta\theta} = 1.5^2/4`, :math:`L_{\theta x} = 1 + 1.5/4`, bound
+        0.5625 · 2 + 1.375 · 2 · 0.5 = 2.5.
+
+        >>> import math
+        >>> import jax.numpy as jnp
+        >>> from advlip.linear import LinearProblem
+        >>> from advlip.theorems.linear import liu_diff_and_bound
+        >>> prob = LinearProblem(X=jnp.array([[1.0], [-1.0]]), y=jnp.ones(2), eps=0.5, p=math.inf)
+        >>> dg, bound, err = liu_diff_and_bound(prob, 1.0, jnp.array([1.0]), jnp.array([-1.0]))
+        >>> float(bound), bool(dg + err <= bound)
+        (2.5, True)
+    """
     lo = get_loss(prob.loss)
     rad = norms.l2_radius(prob.d, prob.p)
     bias = 1.0 if prob.fit_bias else 0.0
@@ -508,7 +683,21 @@ def liu_diff_and_bound(prob: LinearProblem, bound_scale, th1, th2):
 
 
 def check_liu(config: CheckConfig) -> CheckResult:
-    """LIU: Liu et al.'s bound holds, but its additive term does not vanish as θ1 → θ2."""
+    """LIU (docs/theory/liu.md): Liu et al.'s bound holds, but its additive term does not
+    vanish as θ1 → θ2 (on close pairs it exceeds the actual ‖Δ∇L‖ by orders of magnitude,
+    where LIN-L2's bound does not).
+
+    Args:
+      config: size and seed.
+
+    Returns:
+      The :class:`~advlip.theorems.CheckResult`, one row per p ∈ {2, ∞}.
+
+    Example:
+        >>> from advlip import theorems
+        >>> theorems.get("LIU").hypotheses
+        ('∇_θℓ L_θθ-Lipschitz in θ and L_θx-Lipschitz in x',)
+    """
     X, y = _dataset(config)
     rows, worst_all = [], 0.0
     rng = _rng(config, 6)
