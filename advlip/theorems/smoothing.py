@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advlip import data, entropy, keys, smoothness
+from advlip import data, entropy, keys, smoothness, tolerance
 from advlip.linear import LinearProblem
 from advlip.theorems.base import CheckConfig, CheckResult, Result, register
 
@@ -52,7 +52,8 @@ def entropy_problem(key: jax.Array) -> LinearProblem:
 def entropy_ratios(prob: LinearProblem, gamma: float, *, key: jax.Array, n_grid: int = 401) -> dict:
     """Ratios of ∇F_γ across the kink w_1 = 0 and on random pairs, Hessian eigenvalues.
 
-    Every figure carries its quadrature error (Richardson, step h vs 2h). The random pairs
+    Every figure carries its quadrature error (Richardson, step h vs 2h) and, for the
+    ratios, the float64 rounding of the quadrature sums. The random pairs
     come from ``key`` (:func:`advlip.keys.numpy_rng` ``(key, int(1000 γ))``). Needs JAX's
     float64 mode (the quadrature is a float64 instrument, :mod:`advlip.entropy`).
 
@@ -99,7 +100,18 @@ def entropy_ratios(prob: LinearProblem, gamma: float, *, key: jax.Array, n_grid:
     coarse = (
         np.linalg.norm(np.asarray(q.grad(a, coarse=True) - q.grad(b, coarse=True)), axis=1) / dt
     )
-    err = np.abs(fine - coarse) / 3.0
+    # quadrature error (Richardson, h vs 2h) plus float64 rounding: each gradient
+    # γ(θ − E[θ']) sums n_grid² weighted nodes, E[θ'] lies in the grid's box, so its error
+    # is at most γ·γ_k·(‖θ‖ + ‖center‖ + √2·half) with k = n_grid² + 4 (the sums, the
+    # division, the difference); a difference of two, divided by ‖a − b‖, at most twice that
+    k = n_grid * n_grid + 4
+    box = np.sqrt(2.0) * half
+    grad_round = (
+        gamma
+        * tolerance.gamma(k, np.float64)
+        * (np.linalg.norm(np.asarray(a), axis=1) + np.linalg.norm(np.asarray(b), axis=1) + 2 * box)
+    )
+    err = np.abs(fine - coarse) / 3.0 + grad_round / dt
     g = jax.jit(jax.vmap(prob.grad))
     raw = np.linalg.norm(np.asarray(g(a) - g(b)), axis=1)[: ts.size] / dt[: ts.size]
 
