@@ -66,6 +66,7 @@ import optax
 from jax import lax
 
 from advlip import adversarial, attacks, keys, tolerance, training
+from advlip.plots import L2_COLOR, LINF_COLOR
 
 __all__ = ["Sizes", "SIZES", "experiment", "format_table"]
 
@@ -77,15 +78,30 @@ D = 64  # pixels of one digit
 class Sizes:
     """How big a run is. ``SIZES`` holds ``"full"``, ``"quick"`` and ``"tiny"`` (tests).
 
-    ``channels``/``hidden``: the CNN (:func:`advlip.networks.cnn`); ``n_train``: training
-    examples, ``n_probe``: held-out probe examples the curvature is measured on,
-    ``n_eval``: held-out examples of the accuracies at the checkpoints;
-    ``steps``/``batch``/``attack_steps``/``learning_rate``: adversarial training (adam,
-    minibatches, light PGD); ``checkpoints``: fractions of training measured at the
-    training budget; ``eps_l2``: the L2 budgets measured at the end of training (L∞:
-    matched), ``eps_train``: the training budget (one of ``eps_l2``);
-    ``lanczos_steps``, ``trace_samples``: the spectral estimates; ``bisect_steps``: the
-    bisection that locates a crossing.
+    Attributes:
+        seeds: training seeds per norm.
+        channels: the CNN's convolution channels (:func:`advlip.networks.cnn`).
+        hidden: the width of its dense layer.
+        n_train: training examples.
+        n_probe: held-out probe examples the curvature is measured on.
+        n_eval: held-out examples of the accuracies at the checkpoints.
+        steps: adam steps of adversarial training.
+        batch: the minibatch size.
+        attack_steps: steps of the light PGD training attack.
+        learning_rate: adam's learning rate.
+        checkpoints: fractions of training measured at the training budget.
+        eps_l2: the L2 budgets measured at the end of training (L∞: matched).
+        eps_train: the training budget (one of ``eps_l2``).
+        lanczos_steps: Lanczos steps of each λ_max.
+        trace_samples: Hutch++ samples of each trace.
+        bisect_steps: bisections that locate a crossing.
+
+    Example:
+        >>> import dataclasses
+        >>> from advlip import curvature_table
+        >>> small = dataclasses.replace(curvature_table.SIZES["tiny"], seeds=1)
+        >>> small.seeds, small.eps_train in small.eps_l2
+        (1, True)
     """
 
     seeds: int
@@ -586,7 +602,20 @@ def _example_terms(static, dyn, theta_a, theta_b, template, x, yi, da, db):
     return ends, F, hxt(theta_a, x + da), hxt(theta_b, x + db)
 
 
-def crossing(lf, params, X, y, eps, p, i, direction, t_est, key, *, bisect_steps) -> dict:
+def crossing(
+    lf: Any,
+    params: Any,
+    X: jax.Array,
+    y: jax.Array,
+    eps: float,
+    p: float,
+    i: int,
+    direction: Any,
+    t_est: float,
+    key: jax.Array,
+    *,
+    bisect_steps: int,
+) -> dict:
     r"""Move θ along ``direction`` until example ``i``'s active face changes; compare the
     change of its θ-gradient across the crossing with :math:`H_{\theta x}\Delta\delta`.
 
@@ -613,8 +642,28 @@ def crossing(lf, params, X, y, eps, p, i, direction, t_est, key, *, bisect_steps
     continuously over the bracket, twice the larger rate :math:`\|D\delta^* u\|` of the
     two sides times the bracket's width, plus the δ errors.
 
-    Example (a linear model: across :math:`w_2 = 0` the L∞ maximiser jumps across the box,
-    and the gradient jumps by :math:`H_{\theta x}\Delta\delta`):
+    Args:
+        lf: the loss function (as :func:`advlip.adversarial.linearize` takes it).
+        params: the parameters θ at the start.
+        X: the probe inputs.
+        y: their labels.
+        eps: the budget.
+        p: the norm (2 or ``inf``).
+        i: the example whose crossing is located.
+        direction: the unit θ-direction u to move along (e.g. :func:`switching`'s).
+        t_est: the first-order distance along u to the crossing.
+        key: the JAX PRNG key of the attack's screen.
+        bisect_steps: bisections of the bracket.
+
+    Returns:
+        ``found`` and, where found, the bracket, ``delta_jump``, ``delta_jumped``,
+        ``gradient_jump``, ``hxt_delta``, ``htt_dtheta``, ``ratio``, ``cosine``,
+        ``residual``, ``tolerance`` (with its parts), the δ errors and statuses.
+
+    Example:
+        A linear model: across :math:`w_2 = 0` the L∞ maximiser jumps across the box,
+        and the gradient jumps by :math:`H_{\theta x}\Delta\delta`.
+
         >>> import jax, jax.numpy as jnp
         >>> from advlip import adversarial, curvature_table, models
         >>> params = {"w": jnp.array([0.8, -0.05, 0.4]), "b": jnp.array(0.1)}
@@ -749,45 +798,106 @@ def _table(points: list[dict]) -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    """The table as aligned text: mean ± std [min, max] across seeds.
+def format_table(rows: list[dict], *, width: int | None = None) -> str:
+    """The table as text that fits ``width`` columns without cutting a number.
+
+    Two tables, the top eigenvalue and the trace, each ``mean ± std`` across seeds
+    (min and max are in the JSON), laid out by :func:`advlip.report.text_table`: the
+    columns of a norm, budget and checkpoint are printed whole, and a ``mean ± std`` cell
+    that does not fit breaks between its numbers, onto a second line, never inside one.
+    The captions wrap at spaces.
+
+    Args:
+        rows: the ``table`` of the experiment's document (one dict per norm, budget and
+            checkpoint; each figure a dict with ``mean`` and ``std``).
+        width: the most columns a line may take; None: the terminal's width
+            (:func:`advlip.report.terminal_width`).
+
+    Returns:
+        The captions and the two tables, joined by newlines.
+
+    Raises:
+        ValueError: ``width`` is not an integer >= 1 or None.
 
     Example:
-        >>> row = {"p": 2.0, "eps_l2": 0.5, "eps": 0.5, "checkpoint": 1.0, "seeds": 1}
-        >>> s = {"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0}
+        >>> from advlip.curvature_table import format_table
+        >>> row = {"p": 2.0, "eps_l2": 0.5, "eps": 0.5, "checkpoint": 1.0, "seeds": 2}
+        >>> s = {"mean": 0.1209, "std": 2.5e-05}
         >>> row.update({f: s for f in ("lambda_total", "lambda_naive", "lambda_ratio",
         ...     "trace_total", "trace_naive", "trace_ratio", "undetermined_fraction",
         ...     "within_one_step", "within_lr_grad")})
-        >>> print(format_table([row]).splitlines()[2][:12])
-        L2   0.5000
+        >>> text = format_table([row], width=60)
+        >>> max(len(line) for line in text.splitlines()) <= 60, "2.5e-05" in text.split()
+        (True, True)
     """
+    import textwrap
 
-    def cell(s, fmt="{:.4g}"):
-        return f"{fmt.format(s['mean'])} ± {fmt.format(s['std'])}"
+    from advlip import report
 
-    head = (
-        f"{'norm':<4} {'eps':>7} {'ckpt':>5} | {'lambda_max total':>22} {'lambda_max naive':>22} "
-        f"{'total/naive':>18} | {'trace total':>22} {'trace naive':>22} {'total/naive':>18} | "
-        f"{'undet.':>7} "
-        f"{'<step':>6} {'<lr|g|':>6}"
+    def cell(s: dict) -> str:
+        return f"{s['mean']:.4g} ± {s['std']:.4g}"
+
+    def key(r: dict) -> list[str]:
+        return [
+            "Linf" if math.isinf(float(r["p"])) else "L2",
+            f"{r['eps']:.4f}",
+            f"{r['checkpoint']:.2f}",
+        ]
+
+    lam = report.text_table(
+        ("norm", "eps", "ckpt", "λ_max total", "λ_max naive", "total / naive", "undet."),
+        [
+            [
+                *key(r),
+                cell(r["lambda_total"]),
+                cell(r["lambda_naive"]),
+                cell(r["lambda_ratio"]),
+                f"{r['undetermined_fraction']['mean']:.2f}",
+            ]
+            for r in rows
+        ],
+        wrap=(3, 4, 5),
+        width=width,
     )
-    lines = [
-        "curvature of the adversarial loss, mean ± std across seeds (min-max in the JSON); "
-        "undet.: fraction undetermined; <step, <lr|g|: fraction within one adam step / "
-        "lr·‖∇L‖ of a switching surface",
-        head,
-    ]
-    for r in rows:
-        name = "Linf" if math.isinf(r["p"]) else "L2"
-        lines.append(
-            f"{name:<4} {r['eps']:>7.4f} {r['checkpoint']:>5.2f} | "
-            f"{cell(r['lambda_total']):>22} {cell(r['lambda_naive']):>22} "
-            f"{cell(r['lambda_ratio']):>18} | {cell(r['trace_total']):>22} "
-            f"{cell(r['trace_naive']):>22} {cell(r['trace_ratio']):>18} | "
-            f"{r['undetermined_fraction']['mean']:>7.2f} "
-            f"{r['within_one_step']['mean']:>6.2f} {r['within_lr_grad']['mean']:>6.2f}"
-        )
-    return "\n".join(lines)
+    tr = report.text_table(
+        ("norm", "eps", "ckpt", "trace total", "trace naive", "total / naive", "<step", "<lr|g|"),
+        [
+            [
+                *key(r),
+                cell(r["trace_total"]),
+                cell(r["trace_naive"]),
+                cell(r["trace_ratio"]),
+                f"{r['within_one_step']['mean']:.2f}",
+                f"{r['within_lr_grad']['mean']:.2f}",
+            ]
+            for r in rows
+        ],
+        wrap=(3, 4, 5),
+        width=width,
+    )
+    width = report.terminal_width() if width is None else width
+
+    def fill(text: str) -> str:
+        return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
+
+    return "\n".join(
+        [
+            fill(
+                "Curvature of the adversarial loss on the probe examples, mean ± std across "
+                "seeds (min and max in the JSON). eps: the budget of the norm; ckpt: the "
+                "fraction of training."
+            ),
+            "",
+            fill("Top eigenvalue of the Hessian (Lanczos); undet.: fraction undetermined."),
+            lam,
+            "",
+            fill(
+                "Trace of the Hessian (Hutch++); <step, <lr|g|: fraction of examples within one "
+                "adam step / lr·‖∇L‖ of a switching surface."
+            ),
+            tr,
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- claims
@@ -826,7 +936,7 @@ def _claims(points: list[dict], crossings: list[dict]) -> list[dict]:
     claims.append(
         _claim(
             "where every probe example is determined the implicit correction "
-            "H_theta_x A+ H_x_theta is PSD (G1/G2): lambda_max(total) >= lambda_max(naive) - "
+            "H_theta_x A+ H_x_theta is PSD (docs/theory/general-models.md): lambda_max(total) >= lambda_max(naive) - "
             "the bounds, and trace(total) >= trace(naive) - 3 standard errors, at every point",
             bool(full) and all(psd) and all(tr),
             points=len(full),
@@ -913,62 +1023,74 @@ def _series(points, sz: Sizes, p: float, mode: str, field) -> tuple[list, list, 
     """x values, and per x the mean, min and max over seeds of a point's ``field`` (a
     name, or a pair of names: their ratio): against
     the budget at the end of training (``mode="eps"``) or along training at the training
-    budget (``"training"``)."""
+    budget (``"training"``). ``points`` in memory or in their JSON form (``"inf"``)."""
     end = max(sz.checkpoints)
     if mode == "eps":
-        sel = [q for q in points if q["p"] == p and q["checkpoint"] == end]
+        sel = [q for q in points if float(q["p"]) == p and q["checkpoint"] == end]
         along = "eps_l2"
     else:
-        sel = [q for q in points if q["p"] == p and q["eps_l2"] == sz.eps_train]
+        sel = [q for q in points if float(q["p"]) == p and q["eps_l2"] == sz.eps_train]
         along = "checkpoint"
     xs = sorted({q[along] for q in sel})
 
     def value(q):
-        return q[field] if isinstance(field, str) else q[field[0]] / q[field[1]]
+        if isinstance(field, str):
+            return float(q[field])
+        return float(q[field[0]]) / float(q[field[1]])
 
     vals = [[value(q) for q in sel if q[along] == x] for x in xs]
     return xs, [float(np.mean(v)) for v in vals], [min(v) for v in vals], [max(v) for v in vals]
 
 
-def _plot_curvature(points: list[dict], sz: Sizes, path) -> None:
-    from advlip.plots import L2_COLOR, LINF_COLOR, _save, _subplots
+_NORMS = ((2.0, L2_COLOR, "L2"), (math.inf, LINF_COLOR, "L∞"))
 
-    fig, axes = _subplots(3, 2, figsize=(12, 12))
+
+def _plot_curvature(points: list[dict], sz: Sizes):
+    """λ_max and trace, total beside naive, and their ratio: across budgets (end of training)
+    and along training (training budget); mean over seeds, band min to max."""
+    from advlip.plots import _finish, _legend_below, _subplots
+
+    fig, axes = _subplots(3, 2, figsize=(13, 13.5))
     xlabels = {
         "eps": "L2 budget ε₂ (L∞: ε₂/8, matched), end of training",
         "training": f"fraction of training (ε₂ = {sz.eps_train:g})",
     }
-    norms = ((2.0, L2_COLOR, "L2"), (math.inf, LINF_COLOR, "L∞"))
+    where = {
+        "eps": "across budgets, end of training",
+        "training": f"along training, ε₂ = {sz.eps_train:g}",
+    }
     for col, mode in enumerate(("eps", "training")):
         for row, (key, label) in enumerate((("lambda", "λ_max"), ("trace", "trace"))):
             ax = axes[row, col]
-            for p, color, name in norms:
+            for p, color, name in _NORMS:
                 for h, style, alpha in (("total", "-", 0.2), ("naive", "--", 0.08)):
                     xs, mean, lo, hi = _series(points, sz, p, mode, f"{key}_{h}")
-                    ax.plot(xs, mean, style, marker="o", color=color, label=f"{name} {h}")
+                    ax.plot(xs, mean, style, marker="o", color=color, label=f"{name}: {h} Hessian")
                     ax.fill_between(xs, lo, hi, color=color, alpha=alpha)
             ax.set_ylabel(f"{label} (nats per unit θ²)")
-            ax.set_title(f"{label} of the Hessian of the adversarial loss")
+            ax.set_title(f"{label} of the Hessian of the adversarial loss, {where[mode]}")
         ax = axes[2, col]
-        for p, color, name in norms:
+        for p, color, name in _NORMS:
             for key, style, label in (("lambda", "-", "λ_max"), ("trace", ":", "trace")):
                 pair = (f"{key}_total", f"{key}_naive")
                 xs, mean, lo, hi = _series(points, sz, p, mode, pair)
-                ax.plot(xs, mean, style, marker="o", color=color, label=f"{name} {label}")
+                ax.plot(
+                    xs, mean, style, marker="o", color=color, label=f"{name}: {label} total / naive"
+                )
                 ax.fill_between(xs, lo, hi, color=color, alpha=0.12)
-        ax.axhline(1.0, color="0.4", lw=1)
+        ax.axhline(1.0, color="0.4", lw=1, label="total = naive (ratio 1)")
         ax.set_ylabel("total / naive")
-        ax.set_title("what holding δ* fixed misses: total / naive")
+        ax.set_title(f"what holding δ* fixed misses: total / naive, {where[mode]}")
         for row in range(3):
             axes[row, col].set_xlabel(xlabels[mode])
             axes[row, col].grid(alpha=0.3)
-            axes[row, col].legend(fontsize=8)
+    _legend_below(fig, axes.ravel(), ncols=5)
     fig.suptitle(
         "CNN on 8×8 digits, PGD adversarial training: total Hessian (δ* moves, solid) vs naive "
         "(δ* held, dashed); mean over seeds, band min–max",
         fontsize=10,
     )
-    _save(fig, path)
+    return _finish(fig, None)
 
 
 def _positive_log10(values) -> np.ndarray:
@@ -976,38 +1098,64 @@ def _positive_log10(values) -> np.ndarray:
     return np.log10(a[np.isfinite(a) & (a > 0)])
 
 
-def _plot_switching(points: list[dict], sizes: Sizes, path) -> None:
-    from advlip.plots import L2_COLOR, LINF_COLOR, _save, _subplots
+def _plot_switching(points: list[dict], sizes: Sizes):
+    """Histograms at the end of training (training budget): the first-order θ-distance to
+    the nearest switching surface beside one optimiser step, and the smallest active KKT
+    multiplier. A panel is drawn only where some value is finite and positive."""
+    from advlip.plots import _figure, _finish, _legend_right
 
-    fig, axes = _subplots(1, 2, figsize=(12, 4.8))
     end = max(sizes.checkpoints)
     sel = [q for q in points if q["checkpoint"] == end and q["eps_l2"] == sizes.eps_train]
-    norms = ((2.0, L2_COLOR, "L2"), (math.inf, LINF_COLOR, "L∞"))
-    for ax, field in zip(axes, ("theta_distance", "multiplier"), strict=True):
-        data = {
-            p: _positive_log10(np.concatenate([q["switching"][field] for q in sel if q["p"] == p]))
-            for p, _, _ in norms
+    fields = {
+        "theta_distance": (
+            "log10 first-order θ-distance to the nearest switching surface",
+            "how far θ is from a switching surface (end of training)",
+        ),
+        "multiplier": (
+            "log10 smallest active KKT multiplier (x-space; 0 on a surface)",
+            "the certificate's smallest multiplier (end of training)",
+        ),
+    }
+    data = {
+        field: {
+            p: _positive_log10(
+                np.concatenate(
+                    [np.asarray(q["switching"][field], float) for q in sel if float(q["p"]) == p]
+                )
+            )
+            for p, _, _ in _NORMS
         }
-        both = np.concatenate(list(data.values()))
-        edges = np.histogram_bin_edges(both, bins=24) if both.size else 10
-        for p, color, name in norms:
-            if data[p].size:
-                ax.hist(data[p], bins=edges, color=color, alpha=0.5, label=name)
-    for p, color, name in norms:
-        qs = [q for q in sel if q["p"] == p]
-        step = float(np.median([q["step_norm"] for q in qs]))
-        lrg = float(np.median([q["lr_grad_norm"] for q in qs]))
-        axes[0].axvline(np.log10(step), color=color, ls="--", label=f"{name}: one adam step")
-        axes[0].axvline(np.log10(lrg), color=color, ls=":", label=f"{name}: lr·‖∇L‖")
-    axes[0].set_xlabel("log10 first-order θ-distance to the nearest switching surface")
-    axes[0].set_title("how far θ is from a switching surface (end of training)")
-    axes[1].set_xlabel("log10 smallest active KKT multiplier (x-space; 0 on a surface)")
-    axes[1].set_title("the certificate's smallest multiplier (end of training)")
-    for ax in axes:
+        for field in fields
+    }
+    shown = [f for f in fields if any(v.size for v in data[f].values())]
+    fig = _figure(figsize=(14, 4.8))
+    axes = fig.subplots(1, max(1, len(shown)), squeeze=False)[0]
+    for ax, field in zip(axes, shown, strict=False):
+        both = np.concatenate(list(data[field].values()))
+        edges = np.histogram_bin_edges(both, bins=24)
+        for p, color, name in _NORMS:
+            if data[field][p].size:
+                ax.hist(data[field][p], bins=edges, color=color, alpha=0.5, label=name)
+        if field == "theta_distance":
+            for p, color, name in _NORMS:
+                qs = [q for q in sel if float(q["p"]) == p]
+                step = float(np.median([q["step_norm"] for q in qs]))
+                lrg = float(np.median([q["lr_grad_norm"] for q in qs]))
+                ax.axvline(np.log10(step), color=color, ls="--", label=f"{name}: one adam step")
+                ax.axvline(np.log10(lrg), color=color, ls=":", label=f"{name}: lr·‖∇L‖")
+        ax.set_xlabel(fields[field][0])
+        ax.set_title(fields[field][1])
         ax.set_ylabel("probe examples (all seeds)")
-        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    _save(fig, path)
+        _legend_right(ax)
+    return _finish(fig, None)
+
+
+def _figures(doc: dict) -> list:
+    """The experiment's figures, drawn from its JSON document: ``[(suffix, Figure)]``."""
+    sz = Sizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["sizes"].items()})
+    points = doc["points"]
+    return [("curvature", _plot_curvature(points, sz)), ("switching", _plot_switching(points, sz))]
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -1028,14 +1176,23 @@ def _sizes_of(ctx, sizes: Sizes | str | None) -> Sizes:
 def experiment(ctx: Any, *, sizes: Sizes | str | None = None) -> dict:
     r"""Run the curvature table; returns the experiment's document (see the module docstring).
 
-    ``ctx`` is :class:`advlip.experiments._Ctx` (``quick``, ``key``, ``progress``,
-    ``options`` — ``data`` ∈ {``digits``, ``digits-A-B``} —, ``png``). ``sizes`` overrides
-    the size (:data:`SIZES` name or a :class:`Sizes`; default ``"quick"`` or ``"full"``
-    from ``ctx.quick``). The document holds ``runs`` (training curves and checkpoints per
-    seed and norm), ``points`` (every measurement), ``table`` (mean, std, min and max
-    across seeds), ``table_text``, ``crossings``, ``claims``, ``findings`` and ``pngs``.
     The full size takes minutes (:data:`SIZES`); run it with ``advlip experiment
-    curvature-table``.
+    curvature-table`` (:func:`advlip.experiments.run`), which passes ``ctx``.
+
+    Args:
+        ctx: the context of :mod:`advlip.experiments` (``quick``, ``key``, ``progress``,
+            ``options`` — ``data``: ``digits`` or ``digits-A-B`` —, ``png``).
+        sizes: the size: a :data:`SIZES` name or a :class:`Sizes` (default ``"quick"`` or
+            ``"full"`` from ``ctx.quick``).
+
+    Returns:
+        The document: ``runs`` (training curves and checkpoints per seed and norm),
+        ``points`` (every measurement), ``table`` (mean, std, min and max across seeds),
+        ``table_text`` (:func:`format_table`), ``crossings``, ``claims``, ``findings`` and
+        ``pngs`` (drawn from the document, :func:`advlip.experiments.figures`).
+
+    Raises:
+        ValueError: an unknown ``sizes`` or ``data``, or sizes that do not fit the data.
 
     Example:
         >>> from advlip import curvature_table
@@ -1114,10 +1271,7 @@ def experiment(ctx: Any, *, sizes: Sizes | str | None = None) -> dict:
     table = _table(points)
     text = format_table(table)
     ctx.progress(text)
-    pngs = [ctx.png("curvature"), ctx.png("switching")]
-    _plot_curvature(points, sz, pngs[0])
-    _plot_switching(points, sz, pngs[1])
-    return {
+    body = {
         "data": desc,
         "n_train": int(Xtr.shape[0]),
         "n_probe": int(Xp.shape[0]),
@@ -1149,8 +1303,14 @@ def experiment(ctx: Any, *, sizes: Sizes | str | None = None) -> dict:
         "crossings": crossings,
         "claims": claims,
         "findings": findings,
-        "pngs": pngs,
     }
+    from advlip.plots import _save
+
+    pngs = []
+    for suffix, fig in _figures(training.json_safe(body)):
+        pngs.append(ctx.png(suffix))
+        _save(fig, pngs[-1])
+    return {**body, "pngs": pngs}
 
 
 def _crossings_from(src, Xp, yp, sz: Sizes, ctx) -> list[dict]:

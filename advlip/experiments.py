@@ -1,21 +1,28 @@
-r"""Experiments that make SPEC's results visible on real data: numbers, JSON and pictures.
+r"""Experiments that make the theory's results visible on real data: numbers, JSON and pictures.
 
 Each experiment trains or measures something, checks what its figure claims, and writes
-``out_dir/NAME.json`` (every plotted number, strict JSON) and PNGs beside it.
+``out_dir/NAME.json`` (every plotted number, strict JSON) and PNGs beside it. The PNGs
+are drawn from the JSON document itself (:func:`figures` redraws them from it), so the
+document holds every number a figure shows.
 
 =====================  ====================================================================
-name                   what it shows (SPEC id)
+name                   what it shows (theory page)
 =====================  ====================================================================
-``phase-diagram``      the growth exponent of R at the kink against p, on ``q − 2`` (LIN-LP)
+``phase-diagram``      the growth exponent of R at the kink against p, on ``q − 2``
+                       (docs/theory/lin-lp.md)
 ``linear-l2-vs-linf``  adversarial training of a linear model, L2 vs L∞ at matched budgets:
                        R along training under LIN-L2's β / jumping at L∞ kinks, weights
-                       driven to the kinks, λ_max of the total vs naive Hessian (§2)
+                       driven to the kinks, λ_max of the total vs naive Hessian
+                       (docs/theory/closed-form.md)
 ``mlp-l2-vs-linf``     the same for a small MLP with PGD; robust accuracy from a stronger
-                       attack; total vs naive λ_max at checkpoints (full size) (§3)
+                       attack; total vs naive λ_max at checkpoints (full size)
+                       (docs/theory/general-models.md)
 ``entropy-sgd``        F_γ is γ-smooth across an L∞ kink (2-D quadrature) while R of L
-                       grows like 1/t; EntropySGD vs plain adversarial training (§4)
+                       grows like 1/t; EntropySGD vs plain adversarial training
+                       (docs/theory/entropy-smooth.md)
 ``flatness``           λ_max of the total Hessian against the input curvature κ of the
-                       family ℓ_κ (:class:`advlip.models.FlatnessLoss`) (G4)
+                       family ℓ_κ (:class:`advlip.models.FlatnessLoss`): flatness in x vs
+                       smoothness in θ (docs/theory/gen-flatness.md)
 ``landscape``          1-D and 2-D slices of the adversarial loss, L2 beside L∞ (linear
                        model through a kink; MLP along filter-normalised directions)
 =====================  ====================================================================
@@ -52,7 +59,16 @@ from advlip import data, keys, tolerance, training
 from advlip.linear import LinearProblem
 from advlip.losses import get_loss
 
-__all__ = ["names", "describe", "options_of", "dataset", "check_data", "run", "DATASETS"]
+__all__ = [
+    "names",
+    "describe",
+    "options_of",
+    "dataset",
+    "check_data",
+    "run",
+    "figures",
+    "DATASETS",
+]
 
 #: The bundled datasets the experiments accept (scikit-learn ships them; no download).
 DATASETS = ("breast-cancer", "digits-A-B (two different digits 0-9, e.g. digits-3-8)")
@@ -91,6 +107,9 @@ class _Experiment:
 
 _REGISTRY: dict[str, _Experiment] = {}
 
+#: Per experiment, its figures drawn from its JSON document: ``[(suffix, Figure), ...]``.
+_DRAWERS: dict[str, Callable[[dict], list]] = {}
+
 
 def _register(name: str, summary: str, options: tuple[str, ...] = ()):
     def deco(fn):
@@ -100,18 +119,121 @@ def _register(name: str, summary: str, options: tuple[str, ...] = ()):
     return deco
 
 
+def _drawer(name: str):
+    def deco(fn):
+        _DRAWERS[name] = fn
+        return fn
+
+    return deco
+
+
+def _draw(ctx: _Ctx, body: dict) -> list[Path]:
+    """Draw the figures of ``body`` from its JSON form (what ``NAME.json`` holds) and save
+    them beside it; the PNG paths."""
+    from advlip import plots
+
+    doc = training.json_safe({**body, "quick": ctx.quick})
+    paths = []
+    for suffix, fig in _DRAWERS[ctx.name](doc):
+        path = ctx.png(suffix)
+        plots._save(fig, path)
+        paths.append(path)
+    return paths
+
+
+def figures(doc: dict, name: str | None = None) -> dict[str, Any]:
+    """Redraw the figures of an experiment's JSON document from its numbers alone.
+
+    The experiments draw their PNGs this way, so the figures returned here are the ones
+    in the PNGs, open to inspection (:func:`advlip.plots.figure_problems`, their artists).
+
+    Args:
+        doc: the document :func:`run` returned, or ``NAME.json`` read back with
+            ``json.load``.
+        name: the experiment (default ``doc["experiment"]``).
+
+    Returns:
+        ``{PNG file name: matplotlib Figure}``, in the order of ``doc["pngs"]``.
+
+    Raises:
+        ValueError: ``name`` is not a known experiment.
+
+    Example:
+        >>> from advlip import experiments, plots
+        >>> doc = {"experiment": "phase-diagram",
+        ...        "points": [{"p": 2.0, "exponent": 0.0, "tolerance": 0.01}],
+        ...        "curve": {"inv_p": [0.25, 0.75], "expected": [-0.67, 0.0]}}
+        >>> figs = experiments.figures(doc)
+        >>> list(figs), plots.figure_problems(figs["phase-diagram.png"])
+        (['phase-diagram.png'], [])
+    """
+    name = doc.get("experiment") if name is None else name
+    if name not in _REGISTRY:
+        raise ValueError(f"experiment {name!r} is not known; allowed: {', '.join(names())}")
+    if name not in _DRAWERS:
+        _lazy_drawer(name)
+    return {
+        f"{name}{'-' + suffix if suffix else ''}.png": fig for suffix, fig in _DRAWERS[name](doc)
+    }
+
+
+def _lazy_drawer(name: str) -> None:
+    """The drawers of the experiments that live in their own modules."""
+    if name == "curvature-table":
+        from advlip import curvature_table
+
+        _DRAWERS[name] = curvature_table._figures
+    elif name == "entropy-sgd-robust":
+        from advlip import robust_training
+
+        _DRAWERS[name] = robust_training._figures
+
+
 def names() -> list[str]:
-    """The experiment names, in the order ``advlip experiment --list`` prints them."""
+    """The experiment names, in the order ``advlip experiment --list`` prints them.
+
+    Returns:
+        The names, each a valid ``name`` of :func:`run`.
+
+    Example:
+        >>> from advlip import experiments
+        >>> experiments.names()[:2]
+        ['phase-diagram', 'linear-l2-vs-linf']
+    """
     return list(_REGISTRY)
 
 
 def describe() -> dict[str, str]:
-    """``{name: one-line summary}``."""
+    """What each experiment shows, in a line.
+
+    Returns:
+        ``{name: one-line summary}``, in the order of :func:`names`.
+
+    Example:
+        >>> from advlip import experiments
+        >>> experiments.describe()["landscape"].startswith("1-D and 2-D slices")
+        True
+    """
     return {k: v.summary for k, v in _REGISTRY.items()}
 
 
 def options_of(name: str) -> tuple[str, ...]:
-    """The options experiment ``name`` accepts (keyword arguments of :func:`run`)."""
+    """The options experiment ``name`` accepts (keyword arguments of :func:`run`).
+
+    Args:
+        name: an experiment name (:func:`names`).
+
+    Returns:
+        The option names; ``()`` when it takes none.
+
+    Raises:
+        ValueError: ``name`` is not a known experiment.
+
+    Example:
+        >>> from advlip import experiments
+        >>> experiments.options_of("landscape"), experiments.options_of("flatness")
+        (('model', 'data', 'eps'), ())
+    """
     if name not in _REGISTRY:
         raise ValueError(f"experiment {name!r} is not known; allowed: {', '.join(names())}")
     return _REGISTRY[name].options
@@ -133,14 +255,39 @@ def run(
 ) -> dict:
     """Run experiment ``name``; write ``out_dir/NAME.json`` and its PNGs; return the JSON document.
 
-    ``key`` is the JAX PRNG key of every random draw (default ``jax.random.PRNGKey(0)``).
     The document holds every plotted number, the checks of what each figure claims
     (``"claims"``: statement, ``holds``, the figures), ``"seed"`` (the integer the key
     spells, :func:`advlip.keys.key_seed`: N for ``PRNGKey(N)``), ``"quick"``, the command
     that replays it (``"replay"``: ``advlip experiment NAME ... --seed N``) and the PNG
-    paths (``"pngs"``). Non-finite floats are written as the strings ``"nan"``/``"inf"``.
-    ``options`` are experiment-specific (:func:`options_of`; ``landscape``: ``model`` ∈
-    {linear, mlp, both}, ``data``, ``eps``; the training experiments: ``data``).
+    paths (``"pngs"``), drawn from the document itself (:func:`figures`). Non-finite
+    floats are written as the strings ``"nan"``/``"inf"``.
+
+    Args:
+        name: the experiment (:func:`names`).
+        out_dir: the folder of the JSON and the PNGs (created if missing).
+        quick: the quick size (seconds to a few minutes) instead of the full one.
+        key: the JAX PRNG key of every random draw (default ``jax.random.PRNGKey(0)``).
+        progress: called with a line of text as the run goes (default: stderr; None:
+            silent).
+        **options: experiment-specific (:func:`options_of`; ``landscape``: ``model`` in
+            ``linear``, ``mlp``, ``both``, and ``data``, ``eps``; the training
+            experiments: ``data``).
+
+    Returns:
+        The JSON document, as written to ``out_dir/NAME.json``.
+
+    Raises:
+        ValueError: an unknown ``name`` or option, a bad option value, a ``key`` that is
+            not one JAX PRNG key, or an ``out_dir`` that cannot be written — before any
+            work is done.
+
+    Example:
+        >>> import tempfile
+        >>> from advlip import experiments
+        >>> experiments.run("flatness", out_dir=tempfile.mkdtemp(), data="digits-3-8")
+        Traceback (most recent call last):
+        ...
+        ValueError: experiment 'flatness' takes no option(s) ['data']; allowed: none
     """
     with jax.enable_x64(True):  # experiments verify in float64; scoped to this run
         if name not in _REGISTRY:
@@ -238,10 +385,25 @@ def _claim(statement: str, holds: bool, **figures: Any) -> dict:
 
 
 def dataset(name: str) -> tuple[jax.Array, jax.Array, str]:
-    """A bundled binary dataset the experiments take, and how it is scaled: ``(X, y, description)``.
+    """A bundled binary dataset the experiments take, and how it is scaled.
 
     ``breast-cancer``: :func:`advlip.data.breast_cancer` (standardised / √30, ‖x‖ ≈ 1);
     ``digits-A-B``: :func:`advlip.data.digits` with pixels rescaled to [0, 1] (‖x‖ ≈ 4).
+
+    Args:
+        name: ``breast-cancer`` or ``digits-A-B`` (two different digits 0-9).
+
+    Returns:
+        ``(X, y, description)``: inputs (n, d), labels ±1, and a line saying what they are.
+
+    Raises:
+        ValueError: ``name`` is not a bundled dataset.
+
+    Example:
+        >>> from advlip import experiments
+        >>> X, y, desc = experiments.dataset("digits-3-8")
+        >>> X.shape[1], float(X.max()) <= 1.0, desc.split(":")[0]
+        (64, True, 'digits 3 (+1) vs 8 (-1)')
     """
     key = str(name).strip().lower()
     if key in ("breast-cancer", "breast_cancer"):
@@ -261,8 +423,26 @@ IMAGE_DATA = ("entropy-sgd-robust",)
 
 
 def check_data(name: str, value: str) -> None:
-    """Refuse a ``data`` option experiment ``name`` cannot read (a ValueError naming it),
-    before the run: binary sets by name (:func:`dataset`), image sets by reading them."""
+    """Refuse a ``data`` option experiment ``name`` cannot read, before the run.
+
+    Binary sets are checked by name (:func:`dataset`), image sets (the experiments in
+    :data:`IMAGE_DATA`) by reading one example.
+
+    Args:
+        name: the experiment.
+        value: its ``data`` option.
+
+    Raises:
+        ValueError: naming the data set and the ones allowed.
+
+    Example:
+        >>> from advlip import experiments
+        >>> experiments.check_data("linear-l2-vs-linf", "breast-cancer")
+        >>> experiments.check_data("linear-l2-vs-linf", "mnist")
+        Traceback (most recent call last):
+        ...
+        ValueError: data='mnist' is not a bundled dataset; allowed: breast-cancer, digits-A-B (two different digits 0-9, e.g. digits-3-8)
+    """
     if name in IMAGE_DATA:
         data.images(value, split="test", n=1)
     else:
@@ -287,25 +467,23 @@ def _p_name(p: float) -> str:
 
 
 def _expected_curve(n: int = 400) -> tuple[np.ndarray, np.ndarray]:
-    """SPEC LIN-LP against 1/p ∈ (0, 1): q − 2 for 2 < p < ∞, 0 for 1 < p ≤ 2."""
+    """LIN-LP's exponent against 1/p ∈ (0, 1): q − 2 for 2 < p < ∞, 0 for 1 < p ≤ 2
+    (docs/theory/lin-lp.md)."""
     inv_p = np.linspace(1e-4, 1 - 1e-4, n)
     q = 1.0 / (1.0 - inv_p)
     return inv_p, np.where(inv_p < 0.5, q - 2.0, 0.0)
 
 
-@_register("phase-diagram", "LIN-LP: growth exponent of R at the kink vs p, on SPEC's q - 2")
+@_register("phase-diagram", "LIN-LP: growth exponent of R at the kink vs p, on the theory's q - 2")
 def _phase_diagram(ctx: _Ctx) -> dict:
-    from advlip import plots
     from advlip.theorems.base import CheckConfig
     from advlip.theorems.linear import EPS, check_lin_lp
 
     res = check_lin_lp(CheckConfig(seed=ctx.seed, quick=ctx.quick))
     points = res.figures["points"]
     inv_p, curve = _expected_curve()
-    png = ctx.png()
-    plots.phase_diagram(points, inv_p, curve, png)
     ok = [abs(pt["exponent"] - pt["expected"]) <= pt["tolerance"] for pt in points]
-    return {
+    body = {
         "points": points,
         "curve": {"inv_p": inv_p, "expected": curve},
         "verdict": res.verdict,
@@ -314,15 +492,24 @@ def _phase_diagram(ctx: _Ctx) -> dict:
         "eps": EPS,
         "claims": [
             _claim(
-                "every measured exponent lies on SPEC's curve (0 for 1<p<=2, q-2 for 2<p<inf, "
-                "-1 for p in {1, inf}) within the tolerance the fit reports",
+                "every measured exponent lies on LIN-LP's curve (0 for 1<p<=2, q-2 for 2<p<inf, "
+                "-1 for p in {1, inf}; docs/theory/lin-lp.md) within the tolerance the fit "
+                "reports",
                 all(ok),
                 agree=int(sum(ok)),
                 of=len(ok),
             )
         ],
-        "pngs": [png],
     }
+    return {**body, "pngs": _draw(ctx, body)}
+
+
+@_drawer("phase-diagram")
+def _draw_phase_diagram(doc: dict) -> list:
+    from advlip import plots
+
+    curve = doc["curve"]
+    return [("", plots.phase_diagram(doc["points"], curve["inv_p"], curve["expected"]))]
 
 
 # --------------------------------------------------------------------------- linear L2 vs L∞
@@ -502,8 +689,6 @@ def _run_dicts(runs: list[dict]) -> list[dict]:
     options=("data",),
 )
 def _linear_l2_vs_linf(ctx: _Ctx) -> dict:
-    from advlip import plots
-
     datasets = (
         [ctx.options["data"]]
         if "data" in ctx.options
@@ -514,10 +699,7 @@ def _linear_l2_vs_linf(ctx: _Ctx) -> dict:
     steps = 150 if ctx.quick else 400
     optimizers = ["adam", "sgd-momentum"]
     runs = _linear_runs(ctx, datasets, steps, optimizers)
-    pngs = [ctx.png("training"), ctx.png("summary")]
-    plots.linear_training(runs, pngs[0])
-    plots.linear_summary(runs, pngs[1])
-    return {
+    body = {
         "matching": training.MATCHING,
         "attack": "closed form (exact): delta* = -y eps u(w), "
         "robust accuracy = mean(m - eps ||w||_q > 0)",
@@ -530,8 +712,18 @@ def _linear_l2_vs_linf(ctx: _Ctx) -> dict:
         "runs": _run_dicts(runs),
         "claims": _linear_claims(runs),
         "findings": [_near_zero_finding(runs)],
-        "pngs": pngs,
     }
+    return {**body, "pngs": _draw(ctx, body)}
+
+
+@_drawer("linear-l2-vs-linf")
+def _draw_linear(doc: dict) -> list:
+    from advlip import plots
+
+    return [
+        ("training", plots.linear_training(doc["runs"])),
+        ("summary", plots.linear_summary(doc["runs"])),
+    ]
 
 
 # --------------------------------------------------------------------------- MLP L2 vs L∞
@@ -543,8 +735,6 @@ def _linear_l2_vs_linf(ctx: _Ctx) -> dict:
     options=("data",),
 )
 def _mlp_l2_vs_linf(ctx: _Ctx) -> dict:
-    from advlip import plots
-
     name = ctx.options.get("data", "digits-3-8")
     X, y, desc = dataset(name)
     q = ctx.quick
@@ -634,7 +824,7 @@ def _mlp_l2_vs_linf(ctx: _Ctx) -> dict:
     cert = [r for r in runs if r["certified"]]
     findings = []
     if cert:
-        # G1/G2: ∇²L = H_θθ + H_θx A⁺ P H_xθ with A = P(μI − H_xx)P ≻ 0 where the attack is
+        # G1 (interior maximiser) / G2 (L2 sphere): ∇²L = H_θθ + H_θx A⁺ P H_xθ with A = P(μI − H_xx)P ≻ 0 where the attack is
         # determined, so the correction is PSD and λ_max(total) ≥ λ_max(naive) (Courant–Fischer);
         # checked at the checkpoints where every example is determined, up to the Lanczos bounds
         ok, used = True, 0
@@ -649,7 +839,7 @@ def _mlp_l2_vs_linf(ctx: _Ctx) -> dict:
             _claim(
                 "lambda_max of the total Hessian >= that of the naive one (delta held fixed) at "
                 "every certified checkpoint where the attack is determined on every example "
-                "(the implicit correction is PSD, SPEC G1/G2)",
+                "(the implicit correction is PSD: docs/theory/general-models.md)",
                 ok and used > 0,
                 checkpoints_used=used,
             )
@@ -672,9 +862,7 @@ def _mlp_l2_vs_linf(ctx: _Ctx) -> dict:
                 ],
             }
         )
-    png = ctx.png("training")
-    plots.mlp_training(runs, png, quick=q)
-    return {
+    body = {
         "data": desc,
         "n_train": int(Xtr.shape[0]),
         "n_test": int(Xte.shape[0]),
@@ -690,16 +878,24 @@ def _mlp_l2_vs_linf(ctx: _Ctx) -> dict:
             "strong delta "
             "(KKT certificate), then advlip.adversarial.linearize(...).top_eigenvalue",
         },
-        "lambda_max": "full size only (the certified attack and the total Hessian "
-        "compile for minutes)"
+        "lambda_max": "not computed at the quick size, and not drawn: the certified attack "
+        "and the total Hessian compile for about a minute per norm (run without --quick)"
         if q
-        else "Lanczos on total / naive Hessian-vector products (advlip.adversarial)",
+        else "Lanczos on total / naive Hessian-vector products (advlip.adversarial), "
+        "certified runs only (adam, the middle budget); drawn in the last row of the figure",
         "steps": steps,
         "runs": _run_dicts(runs),
         "claims": claims,
         "findings": findings,
-        "pngs": [png],
     }
+    return {**body, "pngs": _draw(ctx, body)}
+
+
+@_drawer("mlp-l2-vs-linf")
+def _draw_mlp(doc: dict) -> list:
+    from advlip import plots
+
+    return [("training", plots.mlp_training(doc["runs"], quick=bool(doc.get("quick"))))]
 
 
 # --------------------------------------------------------------------------- EntropySGD
@@ -711,7 +907,7 @@ def _mlp_l2_vs_linf(ctx: _Ctx) -> dict:
     options=("data",),
 )
 def _entropy(ctx: _Ctx) -> dict:
-    from advlip import entropy_sgd, plots, smoothness
+    from advlip import entropy_sgd, smoothness
     from advlip.theorems import smoothing
 
     q = ctx.quick
@@ -769,9 +965,6 @@ def _entropy(ctx: _Ctx) -> dict:
             progress=ctx.progress,
         )
         esgd.append({"gamma": g, "history": h})
-    pngs = [ctx.png("quadrature"), ctx.png("training")]
-    plots.entropy_quadrature(rows, fit.to_dict(), pngs[0])
-    plots.entropy_training(plain, esgd, pngs[1])
     claims = [
         _claim(
             "the gradient ratio of F_gamma never exceeds gamma (quadrature, kink and random "
@@ -798,7 +991,7 @@ def _entropy(ctx: _Ctx) -> dict:
             final_loss_entropy_sgd=[float(r["history"].loss[-1]) for r in esgd],
         ),
     ]
-    return {
+    body = {
         "gamma": [r["gamma"] for r in rows],
         "max_ratio": [r["max_ratio"] for r in rows],
         "max_ratio_error": [r["max_ratio_error"] for r in rows],
@@ -824,18 +1017,31 @@ def _entropy(ctx: _Ctx) -> dict:
             "entropy_sgd": [{"gamma": r["gamma"], "history": r["history"].to_dict()} for r in esgd],
         },
         "claims": claims,
-        "pngs": pngs,
     }
+    return {**body, "pngs": _draw(ctx, body)}
 
 
-# --------------------------------------------------------------------------- flatness (G4)
+@_drawer("entropy-sgd")
+def _draw_entropy(doc: dict) -> list:
+    from advlip import plots
+
+    quad, tr = doc["quadrature"], doc["training"]
+    return [
+        ("quadrature", plots.entropy_quadrature(quad["cases"], quad["raw_loss_fit"])),
+        ("training", plots.entropy_training(tr["plain"], tr["entropy_sgd"])),
+    ]
+
+
+# --------------------------------------------------------------------------- flatness
 
 
 @_register(
-    "flatness", "G4: lambda_max of the total Hessian falls as the input curvature kappa grows"
+    "flatness",
+    "flatness in x vs smoothness in theta: lambda_max of the total Hessian falls as the input "
+    "curvature kappa grows",
 )
 def _flatness(ctx: _Ctx) -> dict:
-    from advlip import adversarial, models, plots
+    from advlip import adversarial, models
 
     q = ctx.quick
     X, y, desc = dataset("digits-3-8")
@@ -883,9 +1089,7 @@ def _flatness(ctx: _Ctx) -> dict:
     )
     s_c = float(models.FlatnessLoss(jnp.asarray(1.0)).curvature_of_c(params, y))
     naive_const = all(abs(r["lambda_naive"] - s_c) <= r["error"] for r in rows)
-    png = ctx.png()
-    plots.flatness(rows, s_c, png)
-    return {
+    body = {
         "family": "l_kappa(x, y; w, c) = y w.x - kappa/2 ||x||^2 + softplus(-y c) "
         "(advlip.models.FlatnessLoss)",
         "data": desc + f", rescaled to [0, 1/8]; n={n} seeded examples",
@@ -904,9 +1108,8 @@ def _flatness(ctx: _Ctx) -> dict:
                 mono,
             ),
             _claim(
-                "where every maximiser is interior (G1), lambda_max = max(1/kappa, s(c)) "
-                "within the "
-                "float64 error of the total Hessian",
+                "where every maximiser is interior (docs/theory/gen-interior.md), lambda_max = "
+                "max(1/kappa, s(c)) within the float64 error of the total Hessian",
                 match and bool(interior),
                 interior_kappas=[r["kappa"] for r in interior],
             ),
@@ -916,8 +1119,15 @@ def _flatness(ctx: _Ctx) -> dict:
                 naive_const,
             ),
         ],
-        "pngs": [png],
     }
+    return {**body, "pngs": _draw(ctx, body)}
+
+
+@_drawer("flatness")
+def _draw_flatness(doc: dict) -> list:
+    from advlip import plots
+
+    return [("", plots.flatness(doc["rows"], float(doc["s_c"])))]
 
 
 # --------------------------------------------------------------------------- landscape
@@ -955,21 +1165,29 @@ def _landscape(ctx: _Ctx) -> dict:
             raise ValueError(
                 f"eps={e!r} is not allowed; allowed: a finite real > 0 (the L2 budget)"
             )
-    out: dict[str, Any] = {"matching": training.MATCHING, "pngs": [], "claims": []}
+    out: dict[str, Any] = {"matching": training.MATCHING, "claims": []}
     if model in ("linear", "both"):
         out["linear"] = _landscape_linear(ctx)
-        out["pngs"].append(out["linear"].pop("png"))
         out["claims"] += out["linear"].pop("claims")
     if model in ("mlp", "both"):
         out["mlp"] = _landscape_mlp(ctx)
-        out["pngs"].append(out["mlp"].pop("png"))
         out["claims"] += out["mlp"].pop("claims")
+    return {**out, "pngs": _draw(ctx, out)}
+
+
+@_drawer("landscape")
+def _draw_landscape(doc: dict) -> list:
+    from advlip import plots
+
+    out = []
+    if "linear" in doc:
+        out.append(("linear", plots.landscape_linear(doc["linear"])))
+    if "mlp" in doc:
+        out.append(("mlp", plots.landscape_mlp(doc["mlp"])))
     return out
 
 
 def _landscape_linear(ctx: _Ctx) -> dict:
-    from advlip import plots
-
     name = ctx.options.get("data", "breast-cancer")
     X, y, desc = dataset(name)
     d = int(X.shape[1])
@@ -1076,16 +1294,11 @@ def _landscape_linear(ctx: _Ctx) -> dict:
                     h=h_k,
                 )
             )
-    png = ctx.png("linear")
-    plots.landscape_linear(out, png)
-    out["png"] = png
     out["claims"] = claims
     return out
 
 
 def _landscape_mlp(ctx: _Ctx) -> dict:
-    from advlip import plots
-
     name = ctx.options.get("data", "digits-3-8")
     X, y, desc = dataset(name)
     q = ctx.quick
@@ -1137,9 +1350,6 @@ def _landscape_mlp(ctx: _Ctx) -> dict:
             "final_loss": float(h.loss[-1]),
             "centre_loss": float(L1[n1 // 2]),
         }
-    png = ctx.png("mlp")
-    plots.landscape_mlp(out, png)
-    out["png"] = png
     out["claims"] = []
     return out
 

@@ -83,7 +83,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -129,18 +128,28 @@ class Sizes:
     """How big a run is (:data:`FULL`, :data:`QUICK`; tests pass smaller ones).
 
     Attributes:
-      seeds: training seeds per optimiser and norm.
-      n_train, n_test: training and held-out test examples.
-      epochs, batch_size: epochs of SGD and EntropySGD; minibatch size (the last partial
-        minibatch of an epoch is dropped).
-      attack_steps: k, PGD steps of the training attack.
-      sgld_steps: EntropySGD's SGLD steps per outer step (≥ 2).
-      equal_gradients: also run SGD for ``sgld_steps × epochs`` epochs.
-      eval_steps, eval_restarts, eval_pgd_steps: APGD iterations and restarts, PGD steps.
-      probe: training examples in the curvature probe (0: no curvature measured).
-      curvature_checkpoints: epochs at which λ_max is measured (≥ 2: first and last).
-      curvature_seeds: seeds on which it is measured.
-      lanczos_steps: Lanczos iterations of each λ_max.
+        seeds: training seeds per optimiser and norm.
+        n_train: training examples.
+        n_test: held-out test examples.
+        epochs: epochs of SGD and EntropySGD.
+        batch_size: the minibatch size (the last partial minibatch of an epoch is dropped).
+        attack_steps: k, PGD steps of the training attack.
+        sgld_steps: EntropySGD's SGLD steps per outer step (≥ 2).
+        equal_gradients: also run SGD for ``sgld_steps × epochs`` epochs.
+        eval_steps: APGD iterations of the evaluation.
+        eval_restarts: APGD restarts of the evaluation.
+        eval_pgd_steps: PGD steps of the evaluation.
+        probe: training examples in the curvature probe (0: no curvature measured).
+        curvature_checkpoints: epochs at which λ_max is measured (≥ 2: first and last).
+        curvature_seeds: seeds on which it is measured.
+        lanczos_steps: Lanczos iterations of each λ_max.
+
+    Example:
+        >>> import dataclasses
+        >>> from advlip import robust_training
+        >>> tiny = dataclasses.replace(robust_training.QUICK, seeds=2, epochs=1)
+        >>> tiny.seeds, tiny.epochs, tiny.probe
+        (2, 1, 0)
     """
 
     seeds: int = 5
@@ -266,8 +275,22 @@ def t_quantile(q: float, df: int) -> float:
 def t_interval(values: Any, level: float = 0.95) -> dict[str, Any]:
     r"""Mean and the ``level`` t-interval :math:`\bar v \pm t_{(1+\text{level})/2,\,n-1}\, s/\sqrt n`.
 
-    Returns ``{"mean", "low", "high", "half_width", "sd", "n", "df", "t", "level",
-    "values"}``; with one value the interval is (−inf, inf) (no spread to estimate).
+    Args:
+        values: the sample (finite numbers, at least one).
+        level: the confidence level of the interval.
+
+    Returns:
+        ``{"mean", "low", "high", "half_width", "sd", "n", "df", "t", "level",
+        "values"}``; with one value the interval is (−inf, inf) (no spread to estimate).
+
+    Raises:
+        ValueError: ``values`` is empty or holds a non-finite number.
+
+    Example:
+        >>> from advlip.robust_training import t_interval
+        >>> iv = t_interval([1.0, 2.0, 3.0])
+        >>> iv["mean"], round(iv["low"], 3), round(iv["high"], 3)
+        (2.0, -0.484, 4.484)
     """
     v = np.asarray(values, dtype=float).ravel()
     if v.size == 0 or not np.all(np.isfinite(v)):
@@ -539,9 +562,31 @@ def _norm_name(p: float) -> str:
 def experiment(ctx: Any, *, sizes: Sizes | None = None) -> dict[str, Any]:
     """Run the comparison; returns the JSON body (``runs``, ``summary``, ``claims``, ``pngs``).
 
-    ``ctx`` is an :mod:`advlip.experiments` context (``quick``, ``key``, ``progress``,
-    ``options`` — ``"data"`` —, ``png(suffix)``); ``sizes`` overrides :data:`FULL` /
-    :data:`QUICK` (tests use a smaller one).
+    Run it with ``advlip experiment entropy-sgd-robust`` (:func:`advlip.experiments.run`),
+    which passes ``ctx``; :data:`FULL` takes about 15 minutes, :data:`QUICK` about one.
+
+    Args:
+        ctx: the context of :mod:`advlip.experiments` (``quick``, ``key``, ``progress``,
+            ``options`` — ``"data"`` —, ``png(suffix)``).
+        sizes: overrides :data:`FULL` / :data:`QUICK` (tests use a smaller one).
+
+    Returns:
+        The JSON body: the set-up, ``runs`` (one per norm, optimiser and seed),
+        ``summary`` (means and 95% t-intervals), ``claims``, ``findings`` and ``pngs``
+        (drawn from the body, :func:`advlip.experiments.figures`).
+
+    Raises:
+        ValueError: ``sizes`` is not a :class:`Sizes`, or its ``sgld_steps`` is below 2,
+            or the data option is not allowed.
+
+    Example:
+        >>> import tempfile
+        >>> from advlip import experiments
+        >>> experiments.run("entropy-sgd-robust", out_dir=tempfile.mkdtemp(), quick=True,
+        ...                 progress=None, data="svhn")
+        Traceback (most recent call last):
+        ...
+        ValueError: data='svhn' is not allowed; allowed: 'digits', 'mnist:PATH', 'cifar10:PATH'
     """
     from advlip import networks
     from advlip.models import ClassifierLoss
@@ -609,9 +654,7 @@ def experiment(ctx: Any, *, sizes: Sizes | None = None) -> dict[str, Any]:
                 runs.append(run)
     summary = _summary(runs, arms)
     claims = _claims(runs, summary, arms)
-    png = ctx.png()
-    _figure(runs, summary, arms, png, ds)
-    return {
+    body = {
         "data": ds["description"],
         "model": "advlip.networks.cnn: [conv3x3 -> tanh -> avg-pool 2] x (8, 16) channels -> "
         "dense 32 -> tanh -> 10 logits; float32 for training and evaluation, float64 for "
@@ -653,8 +696,8 @@ def experiment(ctx: Any, *, sizes: Sizes | None = None) -> dict[str, Any]:
             "box), top_eigenvalue(hessian='total' / 'naive') by Lanczos; undetermined = "
             "1 - mean(point.determined)"
             if curv
-            else "not measured at this size (the certified attack and the total Hessian "
-            "compile for about two minutes)",
+            else "not measured at this size, and not drawn (the certified attack and the "
+            "total Hessian compile for about two minutes)",
         },
         "sizes": dataclasses.asdict(sizes),
         "runs": runs,
@@ -662,8 +705,13 @@ def experiment(ctx: Any, *, sizes: Sizes | None = None) -> dict[str, Any]:
         "claims": claims,
         "findings": _findings(runs, arms),
         "seconds": time.perf_counter() - start,
-        "pngs": [png],
     }
+    from advlip.plots import _save
+
+    png = ctx.png()
+    for _, fig in _figures(training.json_safe(body)):
+        _save(fig, png)
+    return {**body, "pngs": [png]}
 
 
 def _by(runs, norm, opt):
@@ -773,74 +821,86 @@ def _findings(runs: list[dict], arms: list[str]) -> list[dict]:
 # --------------------------------------------------------------------------- figure
 
 
-def _figure(runs: list[dict], summary: dict, arms: list[str], path: Path, ds: dict) -> None:
-    from advlip.plots import _save, _subplots
+def _figures(doc: dict) -> list:
+    """The experiment's figure, drawn from its JSON document: ``[("", Figure)]``.
 
-    fig, axes = _subplots(1, 3, figsize=(14.0, 4.4))
+    Held-out robust accuracy per norm and optimiser (mean, 95% t-interval, and a dot per
+    run: every run is plotted, its dot carrying the gid ``run:i``); where the curvature
+    was measured, λ_max of the total and naive Hessian along training, one panel per norm.
+    """
+    from advlip.plots import _figure, _finish, _legend_right
+
+    runs, summary = doc["runs"], doc["summary"]
+    arms = [a for a in OPTIMIZERS if a in summary["linf"]]
+    measured = bool(doc["curvature"]["measured"])
+    fig = _figure(figsize=(16.0, 4.8) if measured else (9.0, 4.8))
+    axes = fig.subplots(1, 3 if measured else 1, squeeze=False)[0]
     ax = axes[0]
     width = 0.8 / len(arms)
+    norms = ("linf", "l2")
     for j, opt in enumerate(arms):
-        for i, norm in enumerate(("linf", "l2")):
+        for i, norm in enumerate(norms):
             iv = summary[norm][opt]["robust"]
             x = i + (j - (len(arms) - 1) / 2) * width
-            lo = iv["mean"] - iv["low"] if math.isfinite(iv["low"]) else 0.0
-            hi = iv["high"] - iv["mean"] if math.isfinite(iv["high"]) else 0.0
+            mean, low, high = (float(iv[k]) for k in ("mean", "low", "high"))
+            lo = mean - low if math.isfinite(low) else 0.0
+            hi = high - mean if math.isfinite(high) else 0.0
             ax.errorbar(
                 x,
-                iv["mean"],
+                mean,
                 yerr=[[lo], [hi]],
                 fmt="o",
                 color=_COLORS[opt],
                 capsize=4,
-                label=opt if i == 0 else None,
+                label=f"{opt}: mean and 95% t-interval",
             )
-            ax.scatter(
-                np.full(len(iv["values"]), x + width / 4),
-                iv["values"],
-                s=10,
-                color=_COLORS[opt],
-                alpha=0.5,
-            )
+            for k, r in enumerate(runs):
+                if r["norm"] == norm and r["optimizer"] == opt:
+                    (dot,) = ax.plot(
+                        [x + width / 4],
+                        [float(r["robust_acc"])],
+                        "o",
+                        ms=3,
+                        color=_COLORS[opt],
+                        alpha=0.5,
+                        label=f"{opt}: one seed",
+                    )
+                    dot.set_gid(f"run:{k}")
     ax.set_xticks([0, 1])
-    ax.set_xticklabels([f"Linf, eps={ds['eps'][math.inf]:.3g}", f"L2, eps={ds['eps'][2.0]:.3g}"])
-    ax.set_ylabel("held-out robust accuracy")
-    ax.set_title("robust accuracy: mean, 95% t-interval (dots: seeds)")
-    ax.legend(fontsize=8)
-    for k, norm in enumerate(("linf", "l2")):
+    eps = doc["eps"]
+    ax.set_xticklabels([f"L∞, ε = {float(eps['linf']):.3g}", f"L2, ε = {float(eps['l2']):.3g}"])
+    ax.set_xlim(-0.6, 1.6)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("held-out robust accuracy (fraction)")
+    ax.set_title("robust accuracy under APGD + PGD: mean, 95% t-interval, seeds")
+    ax.grid(alpha=0.3, axis="y")
+    _legend_right(ax)
+    for k, norm in enumerate(norms if measured else ()):
         ax = axes[k + 1]
-        drawn = False
         for r in runs:
             if r["norm"] != norm or not r["curvature"]:
                 continue
-            ep = [c["epoch"] for c in r["curvature"]]
+            ep = [float(c["epoch"]) for c in r["curvature"]]
             ax.plot(
                 ep,
-                [c["lambda_total"] for c in r["curvature"]],
+                [float(c["lambda_total"]) for c in r["curvature"]],
                 "-o",
                 color=_COLORS[r["optimizer"]],
-                label=f"{r['optimizer']} total (seed {r['seed']})",
+                label=f"{r['optimizer']}, seed {r['seed']}: total Hessian",
             )
             ax.plot(
                 ep,
-                [c["lambda_naive"] for c in r["curvature"]],
+                [float(c["lambda_naive"]) for c in r["curvature"]],
                 "--x",
                 color=_COLORS[r["optimizer"]],
-                label=f"{r['optimizer']} naive",
+                label=f"{r['optimizer']}, seed {r['seed']}: naive Hessian (δ held fixed)",
             )
-            drawn = True
         ax.set_xlabel("training progress (epochs of sgd and entropy-sgd)")
-        ax.set_ylabel("lambda_max of the adversarial loss's Hessian")
-        ax.set_title(f"{'Linf' if norm == 'linf' else 'L2'}: curvature along training (probe)")
-        if drawn:
-            ax.set_yscale("log")
-            ax.legend(fontsize=7)
-        else:
-            ax.text(
-                0.5,
-                0.5,
-                "not measured at this size",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
-    _save(fig, path)
+        ax.set_ylabel("λ_max of the adversarial loss's Hessian")
+        ax.set_title(f"{'L∞' if norm == 'linf' else 'L2'}: curvature along training (probe)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        _legend_right(ax, fontsize=7)
+    note = "" if measured else " (curvature along training: not measured at this size)"
+    fig.suptitle(f"EntropySGD vs SGD for adversarial training of a CNN{note}", fontsize=11)
+    return [("", _finish(fig, None))]

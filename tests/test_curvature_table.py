@@ -10,13 +10,14 @@ where they have closed forms.
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advlip import adversarial, attacks, experiments, keys, models, tolerance, training
+from advlip import adversarial, attacks, experiments, keys, models, plots, tolerance, training
 from advlip import curvature_table as ct
 
 KEY = jax.random.PRNGKey(3)
@@ -70,14 +71,81 @@ def test_document_structure_and_strict_json(doc):
         training.json_safe(doc | {"pngs": [str(p) for p in doc["pngs"]]}), allow_nan=False
     )
     assert "claims" in json.loads(text)
-    assert doc["table_text"].count("\n") == len(doc["table"]) + 1
+    # every row's λ_max means are printed whole in the text
+    words = doc["table_text"].split()
+    for row in doc["table"]:
+        assert f"{row['lambda_total']['mean']:.4g}" in words
+        assert f"{row['lambda_naive']['mean']:.4g}" in words
 
 
-def test_pictures_exist(doc):
-    assert len(doc["pngs"]) == 2
-    for path in doc["pngs"]:
-        with open(path, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+def test_pictures_are_the_figures_and_follow_the_rules(doc, tmp_path):
+    figs = experiments.figures(training.json_safe(doc), "curvature-table")
+    assert list(figs) == ["curvature-table-curvature.png", "curvature-table-switching.png"]
+    for (name, fig), png in zip(figs.items(), doc["pngs"], strict=True):
+        assert plots.figure_problems(fig) == [], name
+        plots._save(fig, tmp_path / name)  # redrawn from the JSON: the PNG, byte for byte
+        assert (tmp_path / name).read_bytes() == Path(png).read_bytes(), name
+
+
+def test_every_point_lies_in_its_band_and_the_lines_are_the_means(doc):
+    fig = experiments.figures(training.json_safe(doc), "curvature-table")[
+        "curvature-table-curvature.png"
+    ]
+    ax = fig.axes[0]  # λ_max across budgets at the end of training
+    end = max(TINY.checkpoints)
+    names = {2.0: "L2", math.inf: "L∞"}
+    lines = {ln.get_label(): ln for ln in ax.lines}
+    bands = list(ax.collections)  # in drawing order: L2 total, L2 naive, L∞ total, L∞ naive
+    assert len(bands) == 4
+    order = [(p, h) for p in (2.0, math.inf) for h in ("total", "naive")]
+    for b, (p, h) in zip(bands, order, strict=True):
+        pts = [q for q in doc["points"] if q["p"] == p and q["checkpoint"] == end]
+        line = lines[f"{names[p]}: {h} Hessian"]
+        xs = sorted({q["eps_l2"] for q in pts})
+        assert list(line.get_xdata()) == xs
+        verts = np.concatenate([path.vertices for path in b.get_paths()])
+        for x, y in zip(xs, line.get_ydata(), strict=True):
+            vals = [q[f"lambda_{h}"] for q in pts if q["eps_l2"] == x]
+            assert len(vals) == TINY.seeds  # every seed's point is drawn
+            assert y == float(np.mean(vals))  # the same numbers reduced the same way
+            at = verts[verts[:, 0] == x, 1]
+            assert at.min() <= min(vals) and max(vals) <= at.max()
+
+
+def _table_rows():
+    row = {"p": math.inf, "eps_l2": 0.5, "eps": 0.0625, "checkpoint": 0.25, "seeds": 3}
+    figs = {
+        "lambda_total": (0.1209, 2.533e-05),
+        "lambda_naive": (12.28, 3.36),
+        "lambda_ratio": (1.00004, 0.0004427),
+        "trace_total": (1024.5, 11.02),
+        "trace_naive": (0.000123, 1.5e-07),
+        "trace_ratio": (1.066, 0.05887),
+        "undetermined_fraction": (0.125, 0.0),
+        "within_one_step": (0.75, 0.1),
+        "within_lr_grad": (0.5, 0.2),
+    }
+    row.update({k: {"mean": m, "std": s} for k, (m, s) in figs.items()})
+    return [row, {**row, "p": 2.0, "eps": 0.5}]
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 200])
+def test_format_table_fits_the_width_and_cuts_no_number(width):
+    rows = _table_rows()
+    text = ct.format_table(rows, width=width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    words = text.split()
+    for row in rows:
+        for key in ("lambda_total", "lambda_naive", "lambda_ratio", "trace_total", "trace_ratio"):
+            assert f"{row[key]['mean']:.4g}" in words and f"{row[key]['std']:.4g}" in words
+    assert words.count("Linf") == words.count("L2") == 2  # each row in both tables
+
+
+def test_format_table_follows_the_terminal_width(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "72")
+    assert ct.format_table(_table_rows()) == ct.format_table(_table_rows(), width=72)
+    with pytest.raises(ValueError, match="width=0 is not allowed"):
+        ct.format_table(_table_rows(), width=0)
 
 
 def test_table_is_the_spread_of_the_points(doc):

@@ -2,19 +2,24 @@
 
 Every quick experiment runs once (module fixture); the tests read its JSON, as a reader of
 the pictures would, and check each claim from the numbers with the tolerances the code
-reports (fit tolerances, quadrature and float64 error bounds), never with new ones.
+reports (fit tolerances, quadrature and float64 error bounds), never with new ones. The
+figures are redrawn from the JSON (experiments.figures, the code that drew the PNGs) and
+inspected as artists: every panel shows data, every run is plotted, no legend covers
+data, every line is named (plots.figure_problems, itself tested on bad figures here).
 """
 
+import copy
 import doctest
 import json
 import math
+import re
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-from advlip import cli, experiments, smoothness, tolerance
+from advlip import cli, experiments, plots, smoothness, tolerance
 
 KEY = jax.random.PRNGKey(0)
 
@@ -49,7 +54,8 @@ def docs(out):
 
 
 def _spec_exponent(p: float) -> float:
-    """SPEC LIN-LP, written out here independently of advlip.symbolic."""
+    """LIN-LP's exponent (docs/theory/lin-lp.md), written out here independently of
+    advlip.symbolic."""
     if p == 1.0 or math.isinf(p):
         return -1.0
     if p <= 2.0:
@@ -187,7 +193,8 @@ def test_entropy_sgd_numbers(docs):
     doc = docs["entropy-sgd"]
     assert len(doc["gamma"]) == len(doc["max_ratio"]) >= 2
     for g, r, e in zip(doc["gamma"], doc["max_ratio"], doc["max_ratio_error"], strict=True):
-        assert r - e <= g  # F_γ is γ-smooth (SPEC §4), up to the quadrature's Richardson error
+        # F_γ is γ-smooth (docs/theory/entropy-smooth.md), up to the quadrature's Richardson error
+        assert r - e <= g
     fit = doc["quadrature"]["raw_loss_fit"]
     assert abs(fit["exponent"] + 1.0) <= fit["tolerance"]  # R of L grows like 1/t at the kink
     for case in doc["quadrature"]["cases"]:
@@ -207,7 +214,8 @@ def test_flatness_numbers(docs):
     rows = doc["rows"]
     kappa = [r["kappa"] for r in rows]
     assert kappa == sorted(kappa)
-    for a, b in zip(rows[:-1], rows[1:], strict=True):  # G4: flatter input, larger λ_max
+    # flatness in x vs smoothness in θ (docs/theory/gen-flatness.md): flatter input, larger λ_max
+    for a, b in zip(rows[:-1], rows[1:], strict=True):
         assert b["lambda_total"] <= a["lambda_total"] + a["error"] + b["error"]
     interior = [r for r in rows if r["interior"] == r["n"]]
     assert len(interior) >= 3
@@ -306,3 +314,209 @@ def test_cli_runs_an_experiment_and_writes_its_json(tmp_path, capsys):
 def test_experiments_doctest():
     result = doctest.testmod(experiments)
     assert result.attempted >= 1 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figure_with(build):
+    fig, ax = plots._subplots(figsize=(5, 4))
+    build(fig, ax)
+    return fig
+
+
+def test_figure_problems_finds_each_rule_broken_and_passes_a_clean_figure():
+    def clean(fig, ax):
+        ax.plot([0.0, 1.0], [0.0, 1.0], label="data")
+        ax.axhline(0.5, ls="--", label="reference y = 0.5")
+        ax.errorbar([0.5], [0.2], yerr=[0.1], fmt="o", label="measured ± tolerance")
+        ax.set_title("G1 (interior maximiser)")
+        plots._legend_right(ax)
+
+    assert plots.figure_problems(_figure_with(clean)) == []
+
+    def unnamed_reference(fig, ax):
+        ax.plot([0.0, 1.0], [0.0, 1.0], label="data")
+        ax.axhline(0.5)  # a bound drawn without a name
+        plots._legend_right(ax)
+
+    (msg,) = plots.figure_problems(_figure_with(unnamed_reference))
+    assert "has no legend entry" in msg
+
+    def label_not_in_any_legend(fig, ax):
+        ax.plot([0.0, 1.0], [0.0, 1.0], label="data")  # labelled, but no legend drawn
+
+    (msg,) = plots.figure_problems(_figure_with(label_not_in_any_legend))
+    assert "'data' has no legend entry" in msg
+
+    def lone_point(fig, ax):
+        ax.plot([0.3], [0.4], label="one epoch")  # a line of one point draws nothing
+        plots._legend_right(ax)
+
+    (msg,) = plots.figure_problems(_figure_with(lone_point))
+    assert "one point, no marker" in msg
+    assert plots.figure_problems(plots._finish(_figure_with(lone_point), None)) == []
+
+    def empty_panel(fig, ax):
+        ax.text(0.5, 0.5, "computed at full size only", transform=ax.transAxes)
+
+    (msg,) = plots.figure_problems(_figure_with(empty_panel))
+    assert "shows no data" in msg
+
+    def vertex_under_legend(fig, ax):
+        ax.plot([0.0, 0.5, 1.0], [0.0, 0.5, 1.0], "o-", label="data")
+        ax.legend(loc="center")  # on the middle point
+
+    (msg,) = plots.figure_problems(_figure_with(vertex_under_legend))
+    assert "covers data" in msg
+
+    def segment_under_legend(fig, ax):
+        # two points far apart; only the segment between them passes under the legend
+        ax.plot([0.0, 1.0], [0.0, 1.0], label="data")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="center")
+
+    (msg,) = plots.figure_problems(_figure_with(segment_under_legend))
+    assert "covers data" in msg
+
+    def band_under_legend(fig, ax):
+        ax.plot([0.0, 1.0], [0.9, 0.9], label="mean")
+        ax.fill_between([0.0, 1.0], [0.0, 0.0], [1.0, 1.0], alpha=0.2)
+        ax.legend(loc="center")
+
+    (msg,) = plots.figure_problems(_figure_with(band_under_legend))
+    assert "covers data" in msg
+
+    def legend_in_an_empty_corner(fig, ax):
+        ax.plot([0.0, 1.0], [0.0, 0.1], label="data")
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left")
+
+    assert plots.figure_problems(_figure_with(legend_in_an_empty_corner)) == []
+
+    def bare_case_label(fig, ax):
+        ax.plot([0.0, 1.0], [0.0, 1.0], label="interior maximisers, G1")
+        plots._legend_right(ax)
+
+    (msg,) = plots.figure_problems(_figure_with(bare_case_label))
+    assert "G0-G4 is not defined" in msg
+
+
+def _lines(fig):
+    return [line for ax in fig.axes for line in ax.lines]
+
+
+def _with_gid(fig, gid):
+    return [line for line in _lines(fig) if line.get_gid() == gid]
+
+
+def _same(a, b) -> bool:
+    """Equal arrays, NaN where NaN (the JSON's "nan" strings read back as NaN)."""
+    return np.array_equal(np.asarray(a, float), np.asarray(b, float), equal_nan=True)
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_figures_are_the_pngs_and_follow_the_rules(docs, name, tmp_path):
+    doc = docs[name]
+    figs = experiments.figures(doc)
+    assert list(figs) == [Path(p).name for p in doc["pngs"]]
+    for (fname, fig), png in zip(figs.items(), doc["pngs"], strict=True):
+        assert plots.figure_problems(fig) == [], fname
+        # redrawn from the JSON alone, byte for byte the PNG the experiment wrote: the
+        # figure inspected here is the picture, and the JSON holds every number it shows
+        plots._save(fig, tmp_path / fname)
+        assert (tmp_path / fname).read_bytes() == Path(png).read_bytes(), fname
+
+
+@pytest.mark.parametrize("name", ["linear-l2-vs-linf", "mlp-l2-vs-linf"])
+def test_every_run_is_plotted(docs, name):
+    runs = docs[name]["runs"]
+    fig = experiments.figures(docs[name])[f"{name}-training.png"]
+    for k, r in enumerate(runs):
+        mine = _with_gid(fig, f"run:{k}")
+        assert any(_same(line.get_ydata(), r["history"]["loss"]) for line in mine), k
+    loss_curves = [ln for ln in _lines(fig) if (ln.get_gid() or "").startswith("run:")]
+    assert len({ln.get_gid() for ln in loss_curves}) == len(runs)
+
+
+def test_entropy_sgd_figure_plots_every_run_and_names_gamma(docs):
+    tr = docs["entropy-sgd"]["training"]
+    fig = experiments.figures(docs["entropy-sgd"])["entropy-sgd-training.png"]
+    (plain,) = _with_gid(fig, "run:plain")
+    assert _same(plain.get_ydata(), tr["plain"]["loss"])
+    for i, run in enumerate(tr["entropy_sgd"]):
+        (line,) = _with_gid(fig, f"run:{i}")
+        assert _same(line.get_ydata(), run["history"]["loss"])
+        # the reference line y = γ is drawn, and named
+        gamma = [ln for ln in _lines(fig) if ln.get_label().startswith(f"y = γ = {run['gamma']:g}")]
+        assert gamma and all(_same(ln.get_ydata(), [run["gamma"]] * 2) for ln in gamma)
+
+
+def _more_budgets(runs, factors=(1.0, 2.0, 4.0), datasets=("a", "b")):
+    """The quick runs copied to several budgets and datasets, as a full run has them."""
+    out = []
+    for data in datasets:
+        for f in factors:
+            for r in runs:
+                c = copy.deepcopy(r)
+                c["data"], c["eps_l2"], c["eps"] = data, r["eps_l2"] * f, r["eps"] * f
+                out.append(c)
+    return out
+
+
+def test_full_size_linear_figures_plot_every_budget_and_dataset(docs):
+    runs = _more_budgets(docs["linear-l2-vs-linf"]["runs"], factors=(1.0, 2.0))
+    fig = plots.linear_training(runs)
+    assert len(fig.axes) == 4 * 4  # a row per (dataset, budget), four panels each
+    for k, r in enumerate(runs):
+        assert any(_same(ln.get_ydata(), r["history"]["loss"]) for ln in _with_gid(fig, f"run:{k}"))
+    assert plots.figure_problems(fig) == []
+    summary = plots.linear_summary(runs)
+    assert plots.figure_problems(summary) == []
+    acc = summary.axes[0]
+    adam = [r for r in runs if r["optimizer"] == "adam"]
+    # one robust and one clean point per adam run
+    assert sum(len(ln.get_xdata()) for ln in acc.lines) == 2 * len(adam)
+
+
+def test_full_size_mlp_figure_plots_every_budget_and_the_certified_lambda(docs):
+    runs = _more_budgets(docs["mlp-l2-vs-linf"]["runs"], datasets=(None,))
+    for r in runs:
+        r.pop("data")
+    middle = [r for r in runs if r["eps_l2"] == 2 * docs["mlp-l2-vs-linf"]["runs"][0]["eps_l2"]]
+    for r in middle:  # as at full size: the middle budget's adam runs are certified
+        r["certified"] = True
+        n = len(r["history"]["checkpoint_step"])
+        r["history"]["lambda_max_total"] = list(np.linspace(1.0, 2.0, n))
+        r["history"]["lambda_max_naive"] = list(np.linspace(0.5, 1.0, n))
+    fig = plots.mlp_training(runs)
+    assert len(fig.axes) == 3 * 3 + 1  # three budgets of three panels, and the λ_max row
+    for k, r in enumerate(runs):
+        assert any(_same(ln.get_ydata(), r["history"]["loss"]) for ln in _with_gid(fig, f"run:{k}"))
+    lam = fig.axes[-1]
+    assert lam.get_title().startswith("top Hessian eigenvalue")
+    totals = [ln for ln in lam.lines if "total" in ln.get_label()]
+    assert len(totals) == len(middle)
+    assert plots.figure_problems(fig) == []
+
+
+def test_quick_mlp_figure_draws_no_panel_it_has_no_data_for(docs):
+    doc = docs["mlp-l2-vs-linf"]
+    assert not any(r["certified"] for r in doc["runs"])
+    assert doc["lambda_max"].startswith("not computed at the quick size, and not drawn")
+    fig = experiments.figures(doc)["mlp-l2-vs-linf-training.png"]
+    assert not [ax for ax in fig.axes if ax.get_title().startswith("top Hessian eigenvalue")]
+    assert "full size only" in fig.get_suptitle()
+
+
+def test_text_shown_to_users_defines_every_case_label(docs):
+    bare = re.compile(r"\bG[0-4]\b(?!\s*\()")
+    shown = list(experiments.describe().values())
+    shown += [c["claim"] for doc in docs.values() for c in doc["claims"]]
+    assert shown and not [s for s in shown if bare.search(s) or "SPEC" in s]
+
+
+def test_figures_refuses_an_unknown_experiment():
+    with pytest.raises(ValueError, match="experiment 'nope' is not known; allowed: phase-diagram"):
+        experiments.figures({"experiment": "nope"})

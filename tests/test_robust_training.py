@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
+from advlip import experiments, plots, tolerance, training
 from advlip import robust_training as rt
-from advlip import tolerance
 
 TINY = rt.Sizes(
     seeds=2,
@@ -156,10 +156,41 @@ def test_intervals_contain_their_means(doc):
             assert iv["low"] <= iv["mean"] <= iv["high"]
 
 
-def test_png_written(doc):
+def _figure(doc):
+    (fig,) = experiments.figures(training.json_safe(doc), "entropy-sgd-robust").values()
+    return fig
+
+
+def test_png_is_the_figure_and_plots_every_run(doc, tmp_path):
     (png,) = doc["pngs"]
-    data = Path(png).read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = _figure(doc)
+    assert plots.figure_problems(fig) == []
+    plots._save(fig, tmp_path / "redrawn.png")  # redrawn from the JSON: the PNG itself
+    assert (tmp_path / "redrawn.png").read_bytes() == Path(png).read_bytes()
+    # a dot per run, at the run's held-out robust accuracy
+    for k, r in enumerate(doc["runs"]):
+        (dot,) = [ln for ln in fig.axes[0].lines if ln.get_gid() == f"run:{k}"]
+        assert list(dot.get_ydata()) == [r["robust_acc"]]
+    # curvature not measured: no panel for it, and the JSON and the title say so
+    assert len(fig.axes) == 1 and doc["curvature"]["measured"] is False
+    assert "not drawn" in doc["curvature"]["how"] and "not measured" in fig.get_suptitle()
+
+
+def test_measured_curvature_gets_a_panel_per_norm(doc):
+    # the curvature of the first seed's runs, as a measured run reports it (numbers made
+    # up here: the test is of the drawing)
+    body = training.json_safe(doc)
+    body["curvature"]["measured"] = True
+    for r in body["runs"]:
+        if r["seed"] == 0:
+            r["curvature"] = [
+                {"epoch": e, "lambda_total": 2.0 + e, "lambda_naive": 1.0 + e} for e in (0, 1)
+            ]
+    fig = _figure(body)
+    assert len(fig.axes) == 3 and plots.figure_problems(fig) == []
+    for ax, norm in zip(fig.axes[1:], ("linf", "l2"), strict=True):
+        drawn = [r for r in body["runs"] if r["norm"] == norm and r["curvature"]]
+        assert len(ax.lines) == 2 * len(drawn)  # total and naive per measured run
 
 
 def test_t_quantile_matches_scipy():
