@@ -1,33 +1,48 @@
 """The curvature engine at the sizes users run: Hessian-vector products of an adversarial
-loss against a batch gradient, and total-HVP power iteration against PyTorch.
+loss against a batch gradient, total-HVP power iteration against PyTorch, and its peak
+memory against an O(P + n·d) model.
 
 Problem: a tanh MLP 64-W-1 (``advlip.models.init_mlp``, ``MLPLoss()``: softplus margin
 loss) on the first 128 examples of ``advlip.data.digits((3, 8))``, an L2 attack with
 ε = 0.05, float64, 2 CPU threads. Sizes P = 66 W + 1: W = 160, 1600, 16000 give
-P ≈ 10k, 100k, 1M. The attack is solved once per size (``advlip.adversarial.linearize``);
-then, as ratios to the jitted JAX batch gradient of the mean loss at X + δ measured in the
-same run (1×):
+P ≈ 10k, 100k, 1M (the default, with or without ``--quick``; ``--sizes 16``, P = 1,057,
+is the test suite's smoke run). The attack is solved once per size
+(``advlip.adversarial.linearize``); then, as ratios to the jitted JAX batch gradient of
+the mean loss at X + δ measured in the same run (1×):
 
 * plain JAX ``jax.jvp(jax.grad(...))`` HVP of the mean loss at the fixed δ;
 * advlip's naive HVP, ``pt.matvec(hessian="naive")``;
 * advlip's total HVP, ``pt.matvec(solver="dense")`` (tangent operator factorised once
   per point) and ``pt.matvec(solver="cg")`` (matrix-free CG with x-space HVPs);
 * total-HVP power iteration (``advlip.spectral.power_iteration``'s loop over
-  ``pt.matvec(solver="cg")``, ``--steps`` steps from one start vector) against the same algorithm in eager PyTorch
-  (PyHessian-style double backward) and in ``torch.func`` (jvp over grad): the same CG
-  on the tangent operator ``P(μI − H_xx)P + (I − P)`` with advlip's P and μ, the same
-  stopping rule (relative residual γ_{2d+4}, at most ``pt.cg_maxiter`` iterations, stop
-  at non-positive curvature), the same steps; reported as torch time / advlip time.
+  ``pt.matvec(solver="cg")``, ``--steps`` steps from one start vector) against the same
+  algorithm in eager PyTorch ("torch (eager)": PyHessian-style double backward) and in
+  ``torch.func`` (jvp over grad): the same CG on the tangent operator
+  ``P(μI − H_xx)P + (I − P)`` with advlip's P and μ, the same stopping rule (relative
+  residual γ_{2d+4}, at most ``pt.cg_maxiter`` iterations, stop at non-positive
+  curvature), the same steps; reported as torch time / advlip time.
 
-Each size runs in fresh subprocesses (one for JAX, one for PyTorch) so that the peak RSS
-of each is recorded per size. Every product is checked before it is timed, against a
-tolerance from float64 rounding (see ``_Err``). Targets (issue 10), reported, never
-asserted: naive HVP ≤ 2 gradients; total HVP (factorised tangent) ≤ 4 gradients; power
-iteration ≥ 2× faster than eager PyTorch and faster than torch.func; those speed-ups
-not shrinking as P grows (slope of log ratio against log P ≥ 0).
+**Memory.** A third fresh process per size builds the point and runs the same power
+iteration with glibc's mmap threshold fixed at 64 KiB (freed arrays go back to the OS, so
+the RSS follows the live memory). Its peak = the bytes of every live JAX array before the
+iteration (θ, X, δ, the KKT arrays, the attack's results) + the rise of the RSS during
+the iteration (peak reset through /proc/self/clear_refs); the runtime (interpreter,
+libraries, compiled programs) is the process's baseline and is not counted. The model,
+``model_bytes``: 8 bytes × (8 P + 13 n·d), the P-vectors and n×d arrays the iteration
+holds (``MODEL_P_VECTORS``, ``MODEL_ND_ARRAYS``); the MLP's activations (n×W arrays,
+n·W ≈ 1.9 P here) are outside that O(P + n·d) model, and XLA's own count of a product's
+temporaries (``memory_analysis``) says how many there are.
+
+Each size runs in fresh subprocesses (JAX, memory, PyTorch), so the peak RSS of each is
+its own. Every product is checked before it is timed, against a tolerance from float64
+rounding (see ``_Err``). Targets, reported, never asserted (issue 10): naive HVP ≤ 2
+gradients; total HVP (factorised tangent) ≤ 4 gradients; power iteration ≥ 2× faster
+than eager PyTorch and faster than torch.func; those speed-ups not shrinking as P grows
+(slope of log ratio against log P ≥ 0); (issue 13) the power iteration's peak memory
+≤ the model, and its growth in P never super-linear (exponent ≤ 1).
 
 PyTorch is a benchmark-only extra (``pip install -e ".[bench]"``: ``torch==2.13.0``, CPU);
-without it the PyTorch rows say "not run".
+without it the PyTorch rows say "not run: PyTorch missing".
 
     python benchmarks/bench_hvp_torch.py [--quick] [--sizes W|P ...] [--steps N]
         [--threads T] [--json PATH]
@@ -68,14 +83,42 @@ D = 64  # digits: 8×8 pixels
 N_EXAMPLES = 128
 EPS = 0.05
 THREADS = 2
-FULL_WIDTHS = (160, 1600, 16000)  # P = 10,561 / 105,601 / 1,056,001
-QUICK_WIDTHS = (16,)  # P = 1,057
-FULL_STEPS, QUICK_STEPS = 10, 2
+WIDTHS = (160, 1600, 16000)  # P = 10,561 / 105,601 / 1,056,001: --quick and the full run
+SMOKE_WIDTH = 16  # P = 1,057: ``--sizes 16``, the test suite's smoke run (seconds)
+FULL_STEPS, QUICK_STEPS = 10, 3
 # targets of issue 10 (ratios in the same run)
 NAIVE_TARGET = 2.0  # naive HVP ≤ 2 batch gradients
 TOTAL_TARGET = 4.0  # total HVP, factorised tangent, ≤ 4 batch gradients
 EAGER_TARGET = 2.0  # power iteration ≥ 2× faster than eager PyTorch
 FUNC_TARGET = 1.0  # ... and faster than torch.func
+# memory (issue 13): the power iteration's peak against the O(P + n·d) model below, and its
+# growth in P never super-linear
+MEMORY_TARGET = 1.0  # measured / model
+MEMORY_EXPONENT_TARGET = 1.0
+# The model of what the power iteration on total HVPs (pt.matvec(solver="cg")) holds at its
+# peak, counted from advlip.adversarial (_batch_products, _solve_batch) and the loop below:
+# (what, how many arrays of that length). Activations (n·W for this MLP) are not in it:
+# the issue's model is O(P + n·d).
+MODEL_P_VECTORS = (
+    ("θ, the point's parameters", 1),
+    ("the attack's Danskin gradient", 1),
+    ("the iterate v", 1),
+    ("v unravelled to the parameter tree", 1),
+    ("the θ-pass's primal gradient", 1),
+    ("its tangent, the summed product", 1),
+    ("the averaged, raveled product w", 1),
+    ("the next iterate w/‖w‖", 1),
+)
+MODEL_ND_ARRAYS = (
+    ("X", 1),
+    ("δ", 1),
+    ("Z = X + δ", 1),
+    ("the KKT mask and normal", 2),
+    ("the attack's x-gradients", 1),
+    ("R = H_xθ v", 1),
+    ("U, the tangent solves", 1),
+    ("CG's x, r, p, Ap and Pp", 5),
+)
 # a transcendental (tanh, sigmoid, log/exp) is computed to a few ulps in libm, XLA and
 # ATen alike; counted as this many roundings in the error model below
 FN_OPS = 8
@@ -107,6 +150,37 @@ def _progress(msg: str) -> None:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _proc_status_mb() -> dict[str, float] | None:
+    """``{"rss", "hwm"}`` in MiB from /proc/self/status (Linux), else None."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    out = {}
+    for line in lines:
+        key, _, val = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out["rss" if key == "VmRSS" else "hwm"] = int(val.split()[0]) / 1024.0  # kB
+    return out if len(out) == 2 else None
+
+
+def _reset_peak() -> bool:
+    """Reset the peak RSS (VmHWM) to the current RSS (Linux ≥ 4.0: clear_refs "5")."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    st = _proc_status_mb()
+    return st is not None and st["hwm"] <= st["rss"] + 1.0  # the reset took (1 MiB slack)
+
+
+def model_bytes(P: int, n: int, d: int, itemsize: int = 8) -> int:
+    """Bytes of the O(P + n·d) model of the power iteration (MODEL_P_VECTORS, MODEL_ND_ARRAYS)."""
+    k_p = sum(k for _, k in MODEL_P_VECTORS)
+    k_nd = sum(k for _, k in MODEL_ND_ARRAYS)
+    return itemsize * (k_p * P + k_nd * n * d)
 
 
 # --------------------------------------------------------------------------- error model
@@ -511,6 +585,90 @@ def _jax_child(width: int, steps: int, work: Path, quick: bool) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- memory child
+
+
+def _mem_child(width: int, steps: int) -> dict:
+    """Peak memory of the power iteration on total HVPs, in a fresh process.
+
+    glibc's mmap threshold is fixed at 64 KiB by the parent (MALLOC_MMAP_THRESHOLD_), so an
+    array freed is returned to the OS and the RSS follows the live memory. Measured: the
+    bytes of every live JAX array once the point is built and the product compiled (the
+    engine's state: θ, X, δ, the KKT arrays, the attack's results), plus the rise of the
+    RSS during ``steps`` power-iteration steps above the RSS before them (peak reset by
+    /proc/self/clear_refs). The process's baseline (interpreter, libraries, JAX runtime,
+    compiled programs) is left out; its size and the attack's own peak are reported.
+    """
+    import gc
+
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    from advlip import adversarial, data, models
+
+    X, y = data.digits((3, 8))
+    X, y = X[:N_EXAMPLES], y[:N_EXAMPLES]
+    n, d = X.shape
+    loss = models.MLPLoss()
+    jax.block_until_ready(jnp.ones(1) + 1.0)  # the runtime's thread pools and allocator
+    gc.collect()
+    if not _reset_peak():
+        return {"measured": False, "why": "no /proc/self/clear_refs (Linux only)"}
+    base = _proc_status_mb()["rss"]
+    params = models.init_mlp(jax.random.PRNGKey(0), d, (width,))
+    pt = adversarial.linearize(loss, params, X, y, eps=EPS, p=2.0)
+    pt.require_determined()
+    jax.block_until_ready(pt.delta)
+    attack_peak = _proc_status_mb()["hwm"] - base
+    del params
+    P = int(ravel_pytree(pt.params)[0].size)
+    cg = pt.matvec(solver="cg")
+    v0 = jnp.asarray(
+        np.random.default_rng(
+            np.asarray(jax.random.key_data(jax.random.PRNGKey(0))).ravel().tolist()
+        ).standard_normal(P)
+    )
+    jax.block_until_ready(cg(v0))  # compiles the product
+    # XLA's own buffer assignment for one product (arguments, output, temporaries)
+    dyn, static = adversarial.partition(pt.loss_fn)
+    compiled = adversarial.apply_matvec_jit.lower(
+        static, dyn, pt.spec, pt.params, pt.X, pt.y, pt.delta, pt.kkt, None, v0,
+        hessian="total", cg_maxiter=pt.cg_maxiter,
+    ).compile()  # fmt: skip
+    ma = compiled.memory_analysis()
+    v = v0 / jnp.linalg.norm(v0)
+    del v0, compiled
+    gc.collect()
+    live = sum(a.nbytes for a in jax.live_arrays()) / 2**20
+    _reset_peak()
+    before = _proc_status_mb()["rss"]
+    for _ in range(steps):  # the power iteration of the JAX child, step for step
+        w = cg(v)
+        nw = jnp.linalg.norm(w)
+        v = jnp.where(nw > 0, w / jnp.where(nw > 0, nw, 1.0), v)
+    lam = float(v @ cg(v))
+    after = _proc_status_mb()
+    rise = after["hwm"] - before
+    return {
+        "measured": True,
+        "width": width,
+        "params": P,
+        "examples": n,
+        "d": d,
+        "steps": steps,
+        "eigenvalue": lam,
+        "baseline_rss_mb": base,
+        "runtime_rss_mb": before - live,
+        "live_arrays_mb": live,
+        "power_rise_mb": rise,
+        "power_peak_mb": live + rise,
+        "attack_peak_above_baseline_mb": attack_peak,
+        "xla_temp_mb": ma.temp_size_in_bytes / 2**20 if ma else None,
+        "xla_argument_mb": ma.argument_size_in_bytes / 2**20 if ma else None,
+        "xla_output_mb": ma.output_size_in_bytes / 2**20 if ma else None,
+    }
+
+
 # --------------------------------------------------------------------------- PyTorch child
 
 
@@ -687,6 +845,10 @@ def _spawn(kind: str, width: int, steps: int, threads: int, work: Path, quick: b
     cmd += ["--_work", str(work)] + (["--quick"] if quick else [])
 
     env = {**os.environ, "_BENCH_HVP_CPUS": str(threads)}
+    if kind == "mem":
+        # every allocation of 64 KiB or more is its own mapping, unmapped when freed: the RSS
+        # then follows the live memory (glibc otherwise keeps freed arrays for reuse)
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(64 * 1024))
     if kind == "torch":
         # OpenMP's default spin-waiting made 2-thread eager PyTorch ~9x slower than 1 thread
         # on the 2-vCPU development machine (small kernels, threads starving each other);
@@ -707,7 +869,7 @@ def _command(quick: bool, widths, steps: int, threads: int) -> str:
 
 
 def measure(quick: bool, widths=None, steps=None, threads: int = THREADS) -> dict:
-    widths = tuple(widths or (QUICK_WIDTHS if quick else FULL_WIDTHS))
+    widths = tuple(widths or WIDTHS)
     steps = int(steps or (QUICK_STEPS if quick else FULL_STEPS))
     have_torch = _have_torch()
     sizes = []
@@ -716,6 +878,7 @@ def measure(quick: bool, widths=None, steps=None, threads: int = THREADS) -> dic
         with tempfile.TemporaryDirectory(prefix="bench_hvp_") as tmp:
             work = Path(tmp)
             res = {"jax": _spawn("jax", width, steps, threads, work, quick)}
+            res["mem"] = _spawn("mem", width, steps, threads, work, quick)
             if have_torch:
                 res["torch"] = _spawn("torch", width, steps, threads, work, quick)
         res["wall_s"] = time.perf_counter() - t0
@@ -748,17 +911,17 @@ def _rows(m: dict) -> list[dict]:
         rows.append(
             entry(
                 f"naive HVP / batch gradient, P = {P:,}",
-                ratio=r, target=NAIVE_TARGET, met=r <= NAIVE_TARGET,
-                naive_hvp_s=tj["naive_hvp"], notes=f"{size}; target ≤ 2", **base,
+                ratio=r, target=NAIVE_TARGET, met=r <= NAIVE_TARGET, goal="≤",
+                naive_hvp_s=tj["naive_hvp"], notes=size, **base,
             )
         )  # fmt: skip
         r = tj["total_hvp_dense"] / g
         rows.append(
             entry(
                 f"total HVP (factorised tangent) / batch gradient, P = {P:,}",
-                ratio=r, target=TOTAL_TARGET, met=r <= TOTAL_TARGET,
+                ratio=r, target=TOTAL_TARGET, met=r <= TOTAL_TARGET, goal="≤",
                 total_hvp_dense_s=tj["total_hvp_dense"], dense_first_call_s=j["dense_first_call_s"],
-                notes=f"{size}; target ≤ 4; first call (factorise, compile) "
+                notes=f"{size}; first call (factorise, compile) "
                 f"{j['dense_first_call_s']:.3g} s",
                 **base,
             )
@@ -773,7 +936,8 @@ def _rows(m: dict) -> list[dict]:
                 cg_xhvps_batched_per_product=j["cg_xhvps_batched_per_product"],
                 cg_count_source=j["cg_count_source"],
                 notes=f"{size}; CG ≤ {j['cg_iterations_max']} iterations (cap "
-                f"{j['cg_maxiter']}), {j['cg_xhvps_per_product']} x-space HVPs",
+                f"{j['cg_maxiter']}), {j['cg_xhvps_per_product']} x-space HVPs; no target: "
+                "its cost is set by the CG iterations (the factorised route has the target)",
                 **base,
             )
         )  # fmt: skip
@@ -782,18 +946,20 @@ def _rows(m: dict) -> list[dict]:
             entry(
                 f"plain JAX jvp(grad) HVP / batch gradient, P = {P:,}",
                 ratio=r, target=None, met=None, plain_hvp_s=tj["plain_hvp"],
-                notes=f"{size}; reference: the mean loss at fixed δ", **base,
+                notes=f"{size}; no target: a reference (JAX's own HVP of the mean loss at fixed δ)",
+                **base,
             )
         )  # fmt: skip
         for key, label, target in (
-            ("eager_power", "eager PyTorch", EAGER_TARGET),
+            ("eager_power", "torch (eager)", EAGER_TARGET),
             ("func_power", "torch.func", FUNC_TARGET),
         ):
-            name = f"power iteration: {label} / advlip time, P = {P:,}"
+            name = f"power iteration: {label} time / advlip time, P = {P:,}"
             if t is None:
                 rows.append(
                     entry(
                         name, ratio=None, target=target, met=None,
+                        goal="≥" if key == "eager_power" else ">",
                         notes="not run: PyTorch missing (pip install -e '.[bench]')", **base,
                     )
                 )  # fmt: skip
@@ -805,30 +971,106 @@ def _rows(m: dict) -> list[dict]:
                 entry(
                     name, ratio=r, target=target,
                     met=r >= target if key == "eager_power" else r > target,
+                    goal="≥" if key == "eager_power" else ">",
                     advlip_s=tj["power"], torch_s=t["times_s"][key], steps=m["steps"],
                     torch_threads=t["threads"], omp_wait_policy=t["omp_wait_policy"],
                     eigenvalue_advlip=j["eigenvalue_advlip"],
                     eigenvalue_torch=lam_t, eigenvalue_rel_diff=rel,
                     cg_iterations_match_advlip=t["cg_iterations_match_advlip"],
-                    notes=f"{size}; {m['steps']} steps; target ≥ {target:g}"
-                    f"{'' if key == 'eager_power' else ' (strictly)'}; |Δλ|/|λ| = {rel:.1e}",
+                    notes=f"{size}; {m['steps']} steps; |Δλ|/|λ| = {rel:.1e}",
                     **base,
                 )
             )  # fmt: skip
+        rows.append(_memory_row(s, cmd))
+    rows.extend(_memory_exponent_rows(m["sizes"], cmd))
     if len(m["sizes"]) >= 2 and m["torch"]:
         Ps = [s["jax"]["params"] for s in m["sizes"]]
-        for key, label in (("eager_power", "eager PyTorch"), ("func_power", "torch.func")):
+        for key, label in (("eager_power", "torch (eager)"), ("func_power", "torch.func")):
             ratios = [s["torch"]["times_s"][key] / s["jax"]["times_s"]["power"] for s in m["sizes"]]
             slope = common.fit_exponent(Ps, ratios)
             rows.append(
                 entry(
                     f"power-iteration speed-up vs {label}: exponent in P (must not shrink)",
-                    ratio=slope, target=0.0, met=slope >= 0.0, ratios=ratios, params=Ps,
+                    ratio=slope, target=0.0, met=slope >= 0.0, goal="≥", ratios=ratios, params=Ps,
                     command=cmd,
                     notes="slope of log(torch/advlip time) on log P; "
                     + ", ".join(f"{r:.3g}" for r in ratios),
                 )
             )  # fmt: skip
+    return rows
+
+
+def _model_text() -> str:
+    k_p = sum(k for _, k in MODEL_P_VECTORS)
+    k_nd = sum(k for _, k in MODEL_ND_ARRAYS)
+    return (
+        f"model 8 B × ({k_p} P + {k_nd} n·d): θ, the attack's gradient and 6 iterate/product "
+        "vectors; X, δ, X + δ, KKT, x-gradients, R, U and CG's state"
+    )
+
+
+def _memory_row(s: dict, cmd: str) -> dict:
+    """One size: the power iteration's measured peak (live arrays + RSS rise) / the model."""
+    j, mem, t = s["jax"], s["mem"], s.get("torch")
+    P = j["params"]
+    name = f"memory: power iteration peak / O(P + n·d) model, P = {P:,}"
+    if not mem.get("measured"):
+        return entry(
+            name, ratio=None, target=MEMORY_TARGET, met=None, goal="≤", params=P, command=cmd,
+            notes=f"not measured: {mem.get('why')}",
+        )  # fmt: skip
+    n, d, width = mem["examples"], mem["d"], mem["width"]
+    model = model_bytes(P, n, d) / 2**20
+    r = mem["power_peak_mb"] / model
+    act = n * width * 8 / 2**20  # one n×W float64 activation array
+    temp = mem["xla_temp_mb"]
+    xla = (
+        ""
+        if temp is None
+        else f"; XLA's temporaries for one product: {temp:.3g} MiB = {temp / act:.1f} n×W "
+        f"activation arrays (n·W = {n * width / P:.2f} P), outside the issue's model"
+    )
+    torch_note = (
+        ""
+        if t is None
+        else f"; the whole PyTorch child peaked {t['peak_rss_mb'] - t['base_rss_mb']:.0f} MiB "
+        "above its start"
+    )
+    return entry(
+        name, ratio=r, target=MEMORY_TARGET, met=r <= MEMORY_TARGET, goal="≤", params=P,
+        command=cmd,
+        model_mb=model, activation_array_mb=act, **{f"mem_{k}": v for k, v in mem.items()},
+        notes=f"{mem['power_peak_mb']:.3g} MiB = live arrays {mem['live_arrays_mb']:.3g} + RSS "
+        f"rise {mem['power_rise_mb']:.3g} in {mem['steps']} steps; {_model_text()} = "
+        f"{model:.3g} MiB{xla}; not counted: the runtime ({mem['runtime_rss_mb']:.0f} MiB); the "
+        f"attack peaked {mem['attack_peak_above_baseline_mb']:.0f} MiB above it{torch_note}; "
+        f"target ≤ {MEMORY_TARGET:g}",
+    )  # fmt: skip
+
+
+def _memory_exponent_rows(sizes: list[dict], cmd: str) -> list[dict]:
+    """Growth of the power iteration's and the attack's peak memory in P (target ≤ 1)."""
+    ok = [s for s in sizes if s["mem"].get("measured")]
+    if len(ok) < 2:
+        return []
+    Ps = [s["jax"]["params"] for s in ok]
+    rows = []
+    for key, label in (
+        ("power_peak_mb", "power iteration peak (live arrays + RSS rise)"),
+        ("attack_peak_above_baseline_mb", "attack peak above the baseline"),
+    ):
+        mb = [s["mem"][key] for s in ok]
+        slope = common.fit_exponent(Ps, mb)
+        rows.append(
+            entry(
+                f"memory: {label}, exponent in P",
+                ratio=slope, target=MEMORY_EXPONENT_TARGET,
+                met=slope <= MEMORY_EXPONENT_TARGET, goal="≤", params=Ps, memory_mb=mb,
+                command=cmd,
+                notes="slope of log MiB on log P, target ≤ 1 (never super-linear); "
+                + ", ".join(f"{x:.4g} MiB at P = {p:,}" for x, p in zip(mb, Ps, strict=True)),
+            )
+        )  # fmt: skip
     return rows
 
 
@@ -840,12 +1082,18 @@ def table(m: dict) -> str:
     """A per-size table: seconds of the gradient and power iterations, ratios of the rest."""
     head = (
         "| P | attack s | grad ms | plain × | naive × | dense × | CG × (iters max/cap) "
-        "| power advlip s | eager s (×) | torch.func s (×) | peak RSS MB jax / torch |"
+        "| power advlip s | eager s (×) | torch.func s (×) | peak RSS MB jax / torch "
+        "| power-iteration MiB (model) |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for s in m["sizes"]:
         j, t = s["jax"], s.get("torch")
         tj, g = j["times_s"], j["times_s"]["gradient"]
+        mm = s.get("mem", {})
+        mem = "—"
+        if mm.get("measured"):
+            model = model_bytes(j["params"], mm["examples"], mm["d"]) / 2**20
+            mem = f"{mm['power_peak_mb']:.3g} ({model:.3g})"
         ep = fp = "—"
         if t:
             tt = t["times_s"]
@@ -857,7 +1105,7 @@ def table(m: dict) -> str:
             f"| {tj['total_hvp_dense'] / g:.2f} "
             f"| {tj['total_hvp_cg'] / g:.2f} ({j['cg_iterations_max']}/{j['cg_maxiter']}) "
             f"| {tj['power']:.3g} | {ep} | {fp} "
-            f"| {j['peak_rss_mb']:.0f} / {_fmt(t and t['peak_rss_mb'], '.0f')} |"
+            f"| {j['peak_rss_mb']:.0f} / {_fmt(t and t['peak_rss_mb'], '.0f')} | {mem} |"
         )
     return "\n".join(lines)
 
@@ -868,18 +1116,21 @@ def run(quick: bool, *, sizes=None, steps=None, threads: int = THREADS) -> list[
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one tiny size (seconds)")
+    ap.add_argument(
+        "--quick", action="store_true",
+        help="fewer power steps (3) and repeats, the same sizes; --sizes 16 for seconds",
+    )  # fmt: skip
     ap.add_argument("--json", help="write the results here")
     ap.add_argument(
         "--sizes", nargs="+", type=_parse_size,
         help="widths W (160) or parameter counts (10k, 1M, P10561); default 10k 100k 1M",
     )  # fmt: skip
-    ap.add_argument("--steps", type=int, help="power-iteration steps (default 10; quick 3)")
+    ap.add_argument("--steps", type=int, help="power-iteration steps (default 10; --quick 3)")
     ap.add_argument(
         "--threads", type=int, default=THREADS,
         help="CPU cores for JAX and PyTorch (affinity; 0 = all), default 2",
     )  # fmt: skip
-    ap.add_argument("--_child", choices=("jax", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--_child", choices=("jax", "mem", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--_width", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--_work", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -887,6 +1138,8 @@ def main(argv=None) -> int:
         work = Path(args._work)
         if args._child == "jax":
             out = _jax_child(args._width, args.steps, work, args.quick)
+        elif args._child == "mem":
+            out = _mem_child(args._width, args.steps)
         else:
             out = _torch_child(work, args.steps, args.threads, args.quick)
         (work / f"{args._child}.json").write_text(json.dumps(out, default=float))

@@ -74,13 +74,15 @@ def run(quick: bool = True) -> list[dict]:
             ratio=total / TARGET_S,
             target=1.0,
             met=total < TARGET_S,
+            goal="<",
             total_s=total,
             import_s=import_s,
             compile_s=comp,
             run_s=total - comp - import_s,
             all_hold=all(v == "holds" for v in verdicts),
             checks=per_check,
-            notes=f"{total:.1f} s total = {import_s:.1f} import + {comp:.1f} compile + {total - comp - import_s:.1f} run; ratio = total / 60 s",
+            notes=f"{total:.1f} s total = {import_s:.1f} import + {comp:.1f} compile + "
+            f"{total - comp - import_s:.1f} run; ratio = total / 60 s",
         )
     ]
 

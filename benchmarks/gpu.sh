@@ -10,7 +10,8 @@
 # folder, DTYPE (float32) the precision: in float32 ResNet-18's λ_max is "not computed"
 # (advlip.spectral's float32 error model stops at 4.2M parameters; DTYPE=float64 gives it),
 # EXTRA passes more options to the benchmark (say EXTRA="--steps 10").
-# Writes $OUT_DIR/gpu-<model>-n<N>-<dtype>-<date>.json and prints the device first.
+# Writes $OUT_DIR/gpu-<model>-n<N>-<dtype>-<date>.json and prints the device first;
+# benchmarks/results_md.py --gpu puts its figures in benchmarks/RESULTS.md.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,3 +42,5 @@ echo "== bench_resnet_curvature: $MODEL, n=$N, $DTYPE -> $OUT"
 "$PYTHON" benchmarks/bench_resnet_curvature.py --model "$MODEL" --n "$N" --dtype "$DTYPE" \
     ${DATA[@]+"${DATA[@]}"} --json "$OUT" ${EXTRA:-}
 echo "== wrote $OUT"
+echo "== to put its figures in benchmarks/RESULTS.md (the device is named in it):"
+echo "   $PYTHON benchmarks/results_md.py benchmarks/results/cpu-quick.json --gpu $OUT > benchmarks/RESULTS.md"
