@@ -115,6 +115,8 @@ def dual_direction(w: ArrayLike, *, q: float) -> jax.Array:
         return onehot * jnp.sign(w)
     n = lp_norm(w, q)[..., None]
     safe = jnp.where(n > 0, n, 1.0)
+    if q == 2.0:  # w/‖w‖ exactly: a power with a float exponent costs an exp and a log
+        return w / safe
     return jnp.sign(w) * (jnp.abs(w) / safe) ** (q - 1.0)
 
 

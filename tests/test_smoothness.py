@@ -111,3 +111,29 @@ def test_plain_slope_is_biased_where_richardson_is_not():
 def test_fit_rejects_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         smoothness.fit_growth_exponent(**kwargs)
+
+
+def test_pair_sweep_in_chunks_equals_one_vmapped_sweep(monkeypatch):
+    # On CPU the sweep runs in chunks (lax.map with a batch size) once N·P exceeds
+    # CHUNK_ENTRIES; shrink it so 10 pairs run as chunks of 4, 4 and 2 (a remainder).
+    from advlip import data
+    from advlip.linear import LinearProblem
+
+    X, y = data.synthetic(jax.random.PRNGKey(0), n=8, d=16)
+    prob = LinearProblem(X=X, y=y, eps=0.5, p=2.0)
+    t1, t2 = smoothness.sample_pairs(
+        np.random.default_rng(0), 10, 16, norm_range=(0.5, 2.0), rel_dist_range=(0.5, 1.0)
+    )
+    whole = smoothness.pair_ratios(prob.grad, t1, t2)
+    monkeypatch.setattr(smoothness, "CHUNK_ENTRIES", 4 * 16)
+    jax.clear_caches()  # the chunk size is read at trace time
+    chunked = smoothness.pair_ratios(prob.grad, t1, t2)
+    # same formula per pair; only XLA's tiling of the n·d-term sums may differ, so each
+    # gradient moves by ≤ γ_{nd+d}·(its scale) and ‖Δg‖ by twice that
+    g = np.asarray(jax.vmap(prob.grad)(t1)), np.asarray(jax.vmap(prob.grad)(t2))
+    scale = np.linalg.norm(np.abs(g[0]) + np.abs(g[1]), axis=1) * float(
+        np.max(np.abs(np.asarray(X))) * 8 + 1
+    )
+    tol = 2 * tolerance.gamma(8 * 16 + 16, np.float64) * scale
+    assert np.all(np.abs(np.asarray(chunked[1]) - np.asarray(whole[1])) <= tol)
+    np.testing.assert_array_equal(np.asarray(chunked[2]), np.asarray(whole[2]))  # ‖Δθ‖: same ops
