@@ -68,12 +68,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
 from advlip.losses import LOGIT_LOSSES
+
+if TYPE_CHECKING:  # models imports this module at its end: a runtime import would cycle
+    from advlip.models import ClassifierLoss
 
 __all__ = ["from_equinox", "from_flax", "from_torch"]
 
@@ -172,7 +175,9 @@ def _has_state_index(model: Any) -> bool:
     return any(isinstance(leaf, eqx.nn.StateIndex) for leaf in leaves)
 
 
-def from_equinox(model: Any, *, state: Any = None, loss: str = "cross_entropy"):
+def from_equinox(
+    model: Any, *, state: Any = None, loss: str = "cross_entropy"
+) -> tuple[Any, ClassifierLoss]:
     r"""``(params, loss_fn)`` of an equinox classifier, evaluated in inference mode.
 
     ``model(x)`` must give the logits (K,) of ONE unbatched input ``x`` (equinox's
@@ -301,7 +306,7 @@ def from_flax(
     loss: str = "cross_entropy",
     batched: bool = True,
     call_kwargs: Mapping[str, Any] | None = None,
-):
+) -> tuple[Any, ClassifierLoss]:
     r"""``(params, loss_fn)`` of a flax classifier (nnx or linen), evaluated in inference mode.
 
     **nnx** (``flax.nnx.Module``; ``variables`` must be None): the module is viewed with
@@ -405,7 +410,9 @@ def from_flax(
 # --------------------------------------------------------------------------- PyTorch
 
 
-def from_torch(module: Any, *, example_x: Any, loss: str = "cross_entropy"):
+def from_torch(
+    module: Any, *, example_x: Any, loss: str = "cross_entropy"
+) -> tuple[Any, ClassifierLoss]:
     r"""``(params, loss_fn)`` of a PyTorch classifier, translated to JAX.
 
     A thin wrapper of :func:`advlip.torch_convert.convert`, which traces ``module`` on

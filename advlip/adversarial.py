@@ -1,4 +1,4 @@
-r"""The adversarial loss of any JAX model and its total curvature (SPEC §3).
+r"""The adversarial loss of any JAX model and its total curvature (docs/theory/general-models.md).
 
 For a per-example ``loss_fn(params, x, y)`` (scalar), a batch ``X`` (n, d), ``y`` (n,)
 and the threat model :math:`B_p(\varepsilon)`,
@@ -52,7 +52,8 @@ Where the hypotheses fail the total Hessian does not exist, and advlip says so
 instead of returning a number (:class:`UndeterminedError`): an unconverged attack,
 an attack whose δ is beaten by another start (a KKT point, not the maximiser: the
 curvature there is not that of L), a multiplier that vanishes (an L∞ switching
-surface, an L1 tie: the gradient jumps, SPEC G3), an inactive constraint closer than
+surface, an L1 tie: the gradient jumps, docs/theory/gen-linf-vertex.md), an inactive
+constraint closer than
 the attack's error, or a tangent curvature that is not positive (the second-order
 condition). With ``strict=False`` the public functions return the number anyway and
 warn (:class:`UndeterminedWarning`) with the count and the most common reason.
@@ -154,8 +155,19 @@ STATUS: tuple[str, ...] = (
 )
 
 
+#: How the message of :class:`UndeterminedError` introduces the hypotheses of the total
+#: Hessian (:mod:`advlip.streaming` appends the text from here on to its own message).
+HYPOTHESES_START = "The total Hessian (docs/theory/general-models.md) needs, per example,"
+
+
 class Status(enum.IntEnum):
-    """The values of :attr:`AdversarialPoint.status`; ``Status(k).message`` is ``STATUS[k]``."""
+    """The values of :attr:`AdversarialPoint.status`; ``Status(k).message`` is ``STATUS[k]``.
+
+    Example:
+        >>> from advlip.adversarial import Status
+        >>> Status(0).message, Status.SECOND_ORDER_FAILS.message
+        ('determined', 'second-order condition fails')
+    """
 
     DETERMINED = 0
     NOT_CONVERGED = 1
@@ -170,11 +182,44 @@ class Status(enum.IntEnum):
 
 
 class UndeterminedError(ValueError):
-    """The total Hessian of the adversarial loss is not determined at this point."""
+    """The total Hessian of the adversarial loss is not determined at this point.
+
+    Example:
+        Labels 0 for a margin loss make ℓ constant in x: the attack stays in the interior
+        with :math:`H_{xx} = 0`, where the second-order condition fails, and the message
+        names the likely cause.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> pt = adversarial.linearize(models.LinearLoss(), params, X, jnp.zeros(2), eps=2.0, p=2)
+        >>> pt.require_determined()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        advlip.adversarial.UndeterminedError: the total Hessian of the adversarial loss is not determined at this θ for 2 of 2 example(s): example 0: second-order condition fails ... Likely cause: the labels y are in {0, 1}, ...
+    """
 
 
 class UndeterminedWarning(UserWarning):
-    """``strict=False`` returned a number although some examples are undetermined."""
+    """``strict=False`` returned a number although some examples are undetermined.
+
+    Example:
+        :class:`UndeterminedError`'s labels-0 problem with ``strict=False``: a warning and
+        a matrix of the right shape, not to be trusted (read ``status``):
+
+        >>> import warnings
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     H = adversarial.total_hessian(models.LinearLoss(), params, X, jnp.zeros(2),
+        ...                                   eps=2.0, p=2, strict=False)
+        >>> any(w.category is adversarial.UndeterminedWarning for w in caught), H.shape
+        (True, (3, 3))
+    """
 
 
 # --------------------------------------------------------------------------- flat parameters
@@ -591,6 +636,29 @@ class Blocks(NamedTuple):
     :func:`count_ops` on one example's Hessian, the d×d solve and the mean), plus the
     attack's error, :math:`\\operatorname{mean}_i \\|P_i\\partial_{\\delta_i} H_i\\|
     \\,\\|\\hat\\delta_i - \\delta_i^*\\|` entrywise (to first order).
+
+    Example:
+        w = (0.3, 0.4) has ‖w‖ = 0.5; in the L2 ball of radius ε = 2 both margins
+        :math:`y\\,w\\cdot x = 1` drop by ε‖w‖ = 1 to 0, where the softplus loss has
+        ℓ = log 2, ℓ' = −1/2 and ℓ'' = 1/4 (docs/theory/closed-form.md).
+        By docs/theory/closed-form.md, with v = (0.8, −0.6) ⊥ w, the total Hessian over
+        (b, w) is diag(ℓ'', (ℓ'' + |ℓ'|ε/‖w‖) vvᵀ) = diag(0.25, 2.25 vvᵀ); the naive one,
+        δ held fixed, misses the second term: diag(0.25, 0.25 vvᵀ).
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> B = adversarial.linearize(models.LinearLoss(), params, X, y, eps=2.0, p=2).blocks()
+        >>> B.Htt.shape, B.Hxt.shape, B.Hxx.shape, B.Ddelta.shape
+        ((2, 3, 3), (2, 2, 3), (2, 2, 2), (2, 2, 3))
+        >>> (np.round(np.asarray(B.total, float), 4) + 0.0).tolist()
+        [[0.25, 0.0, 0.0], [0.0, 1.44, -1.08], [0.0, -1.08, 0.81]]
+        >>> (np.round(np.asarray(B.naive, float), 4) + 0.0).tolist()
+        [[0.25, 0.0, 0.0], [0.0, 0.16, -0.12], [0.0, -0.12, 0.09]]
+        >>> exact = np.array([[0.25, 0.0, 0.0], [0.0, 1.44, -1.08], [0.0, -1.08, 0.81]])
+        >>> bool(np.all(np.abs(np.asarray(B.total, float) - exact) <= B.error))
+        True
     """
 
     Htt: jax.Array
@@ -617,6 +685,23 @@ class EigenEstimate(NamedTuple):
     :data:`FROBENIUS_MAX_P`) or Hutchinson estimates from the key (above it), and, for the
     total Hessian, whether every CG solve at the eigenvector stopped on its tolerance
     (:meth:`AdversarialPoint.cg_error`); when False, ``bound`` is an estimate.
+
+    Example:
+        The top eigenvalue of :class:`Blocks`' total Hessian is 2.25, within ``bound``,
+        the sum of the four parts:
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> pt = adversarial.linearize(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> est = pt.top_eigenvalue()
+        >>> round(float(est.value), 4), est.method, est.hessian, est.exact_scale
+        (2.25, 'lanczos', 'total', True)
+        >>> bool(abs(float(est.value) - 2.25) <= est.bound)
+        True
+        >>> bool(est.bound == est.krylov + est.rounding + est.operator + est.attack)
+        True
     """
 
     value: jax.Array
@@ -669,6 +754,28 @@ class AdversarialPoint:
 
     Everything is computed in the working dtype (:attr:`dtype`, the least precise of
     ``params`` and ``X``) and every error bound uses its unit roundoff.
+
+    Example:
+        w = (0.3, 0.4) has ‖w‖ = 0.5; in the L2 ball of radius ε = 2 both margins
+        :math:`y\,w\cdot x = 1` drop by ε‖w‖ = 1 to 0, where the softplus loss has
+        ℓ = log 2, ℓ' = −1/2 and ℓ'' = 1/4 (docs/theory/closed-form.md).
+        The Danskin gradient over (b, w) is
+        :math:`\operatorname{mean}_i \ell'\,(y_i, y_ix_i - \varepsilon w/\|w\|) = (0, -0.4, 0.3)`,
+        and along v = (0, 0.8, −0.6) the total Hessian multiplies by 2.25.
+
+        >>> from jax.flatten_util import ravel_pytree
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> pt = adversarial.linearize(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> pt.cases, pt.all_determined, pt.dim, round(float(pt.loss()), 4)
+        (('l2_boundary', 'l2_boundary'), True, 3, 0.6931)
+        >>> (np.round(np.asarray(ravel_pytree(pt.grad())[0], float), 4) + 0.0).tolist()
+        [0.0, -0.4, 0.3]
+        >>> hv = pt.total_hvp(jnp.array([0.0, 0.8, -0.6]))  # flat, (b, w) order
+        >>> (np.round(np.asarray(hv, float), 4) + 0.0).tolist()
+        [0.0, 1.8, -1.35]
     """
 
     loss_fn: Any
@@ -746,8 +853,8 @@ class AdversarialPoint:
         more = f" (and {bad.size - 4} more)" if bad.size > 4 else ""
         raise UndeterminedError(
             f"the total Hessian of the adversarial loss is not determined at this θ for "
-            f"{bad.size} of {self.status.size} example(s): {lines}{more}. SPEC §3 needs, per "
-            "example, (a) a converged attack whose δ is the maximiser (no other start "
+            f"{bad.size} of {self.status.size} example(s): {lines}{more}. {HYPOTHESES_START}"
+            " (a) a converged attack whose δ is the maximiser (no other start "
             "higher), (b) strict complementarity (every active "
             "constraint with a positive multiplier; a zero one is an L∞ switching surface or "
             "an L1 tie, where ∇L jumps), (c) inactive constraints farther than the attack's "
@@ -1213,7 +1320,7 @@ class AdversarialPoint:
         ``key`` (default ``PRNGKey(0)``) draws the start vector and the probes.
         ``solver`` (``"auto"``: factorised for d ≤ 64, in chunks of examples; else CG): how the tangent
         solves of the total products run (see :meth:`matvec`). The attack part costs one
-        batch reverse pass over the products. SPEC §5.
+        batch reverse pass over the products. See docs/theory/measuring.md.
         """
         if hessian not in ("total", "naive"):
             raise ValueError(f"hessian={hessian!r} is not allowed; allowed: 'total', 'naive'")
@@ -1517,7 +1624,11 @@ def linearize(
     progress: bool | None = None,
     **attack_options: Any,
 ) -> AdversarialPoint:
-    r"""Attack every example, classify its case (SPEC G1/G2/G3) and check the hypotheses.
+    r"""Attack every example, classify its case and check the hypotheses.
+
+    The cases are those of docs/theory/general-models.md: G1 (an interior maximiser),
+    G2 (on the L2 sphere), G3 (a vertex of the L∞ box), and the faces of the L∞ box and
+    the L1 ball.
 
     With ``batch_size`` the data stream in batches of at most that many rows
     (:func:`advlip.streaming.linearize_batches`: attacks per batch, products and
@@ -1552,6 +1663,26 @@ def linearize(
     :meth:`AdversarialPoint.require_determined`). Under ``jax.jit`` the status is a
     traced array and ``reasons`` is empty (the strict public functions return NaN
     instead of raising there).
+
+    Example:
+        w = (0.3, 0.4) has ‖w‖ = 0.5; in the L2 ball of radius ε = 2 both margins
+        :math:`y\,w\cdot x = 1` drop by ε‖w‖ = 1 to 0, where the softplus loss has
+        ℓ = log 2, ℓ' = −1/2 and ℓ'' = 1/4 (docs/theory/closed-form.md).
+        The maximisers :math:`\delta^* = -y\varepsilon w/\|w\| = \mp(1.2, 1.6)` lie
+        on the sphere, with tangent curvature :math:`\mu = \|\nabla_x\ell\|/\varepsilon
+        = |\ell'|\,\|w\|/\varepsilon = 0.125`.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> pt = adversarial.linearize(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> pt.reasons
+        ('l2_boundary: determined', 'l2_boundary: determined')
+        >>> (np.round(np.asarray(pt.delta, float), 4) + 0.0).tolist()
+        [[-1.2, -1.6], [1.2, 1.6]]
+        >>> (np.round(np.asarray(pt.tangent_min, float), 4) + 0.0).tolist()
+        [0.125, 0.125]
     """
     if batch_size is not None:
         from advlip.streaming import linearize_batches
@@ -1678,7 +1809,7 @@ def _reasons(att, status, derr, mult_tol, so_tol) -> tuple[str, ...]:
                 f"degenerate multiplier {mult[i]:.3g} ≤ {mult_tol[i]:.3g} in the {cases[i]} "
                 "case: a constraint is active with zero force (an L∞ switching surface, an L1 "
                 "tie, or an L2 maximiser exactly on the sphere); the gradient of L is not "
-                "differentiable here (SPEC G3)"
+                "differentiable here (docs/theory/gen-linf-vertex.md)"
             )
         elif st == 3:
             out.append(
@@ -1759,7 +1890,9 @@ def adversarial_loss(
     strict: bool = True,
     **attack_options: Any,
 ) -> jax.Array:
-    r""":math:`L(\theta) = \operatorname{mean}_i \ell(x_i + \delta_i^*, y_i; \theta)` (SPEC §3).
+    r""":math:`L(\theta) = \operatorname{mean}_i \ell(x_i + \delta_i^*, y_i; \theta)`.
+
+    The adversarial loss of docs/theory/general-models.md.
 
     Called on concrete arrays it runs the attack (or takes ``attack``) and, with
     ``strict``, raises :class:`advlip.attacks.AttackNotConvergedError` unless every δ is
@@ -1817,8 +1950,23 @@ def danskin_grad(
     :math:`\nabla L(\theta) = \operatorname{mean}_i
     \nabla_\theta\ell(x_i+\delta_i^*(\theta), y_i; \theta)`.
 
-    Valid where the maximiser is unique (Danskin's theorem); raises if the attack
-    did not converge or another start beat its maximiser.
+    Valid where the maximiser is unique (Danskin's theorem, docs/theory/gen-danskin.md);
+    raises if the attack did not converge or another start beat its maximiser.
+
+    Example:
+        w = (0.3, 0.4) has ‖w‖ = 0.5; in the L2 ball of radius ε = 2 both margins
+        :math:`y\,w\cdot x = 1` drop by ε‖w‖ = 1 to 0, where the softplus loss has
+        ℓ = log 2, ℓ' = −1/2 and ℓ'' = 1/4 (docs/theory/closed-form.md).
+        The gradient is :math:`\operatorname{mean}_i \ell'\,(y_i, y_ix_i - \varepsilon
+        w/\|w\|)`: 0 for b, :math:`-\tfrac12(0.8, -0.6)` for w.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> g = adversarial.danskin_grad(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> sorted(g), (np.round(np.asarray(g["w"], float), 4) + 0.0).tolist()
+        (['b', 'w'], [-0.4, 0.3])
     """
     loss_fn, params, X, y, p, _ = prepare_problem(loss_fn, params, X, y, eps, p)
     att = solve_attack(loss_fn, params, X, y, eps, p, attack, attack_options)
@@ -1876,7 +2024,23 @@ def naive_hvp(
 ) -> Any:
     r""":math:`\operatorname{mean}_i H_{\theta\theta} v` at the fixed δ*.
 
-    The Hessian a plain tool computes, which ignores that δ* moves with θ."""
+    The Hessian a plain tool computes, which ignores that δ* moves with θ.
+
+    Example:
+        By docs/theory/closed-form.md, with v = (0.8, −0.6) ⊥ w, the total Hessian over
+        (b, w) is diag(ℓ'', (ℓ'' + |ℓ'|ε/‖w‖) vvᵀ) = diag(0.25, 2.25 vvᵀ); the naive one,
+        δ held fixed, misses the second term: diag(0.25, 0.25 vvᵀ).
+        Along v = (0, 0.8, −0.6) the naive product is 0.25 v (the total one, 2.25 v).
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> v = jnp.array([0.0, 0.8, -0.6])  # flat, (b, w) order
+        >>> hv = adversarial.naive_hvp(models.LinearLoss(), params, X, y, v, eps=2.0, p=2)
+        >>> (np.round(np.asarray(hv, float), 4) + 0.0).tolist()
+        [0.0, 0.2, -0.15]
+    """
     pt = _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options)
     return _guard(pt, strict, pt.naive_hvp(v))
 
@@ -1898,6 +2062,19 @@ def total_hessian(
     Per example
     :math:`H_{\theta\theta} + H_{x\theta}^\top P (P(\mu I - H_{xx})P + I - P)^{-1} P H_{x\theta}`
     from dense blocks (``jax.hessian``), averaged: for small models.
+
+    Example:
+        By docs/theory/closed-form.md, with v = (0.8, −0.6) ⊥ w, the total Hessian over
+        (b, w) is diag(ℓ'', (ℓ'' + |ℓ'|ε/‖w‖) vvᵀ) = diag(0.25, 2.25 vvᵀ); the naive one,
+        δ held fixed, misses the second term: diag(0.25, 0.25 vvᵀ).
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> H = adversarial.total_hessian(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> (np.round(np.asarray(H, float), 4) + 0.0).tolist()
+        [[0.25, 0.0, 0.0], [0.0, 1.44, -1.08], [0.0, -1.08, 0.81]]
     """
     return _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options).total_hessian()
 
@@ -1914,7 +2091,21 @@ def naive_hessian(
     strict: bool = True,
     **attack_options: Any,
 ) -> jax.Array:
-    """Dense :math:`\\operatorname{mean}_i H_{\\theta\\theta}` at the fixed δ*, (P, P)."""
+    r"""Dense :math:`\operatorname{mean}_i H_{\theta\theta}` at the fixed δ*, (P, P).
+
+    Example:
+        By docs/theory/closed-form.md, with v = (0.8, −0.6) ⊥ w, the total Hessian over
+        (b, w) is diag(ℓ'', (ℓ'' + |ℓ'|ε/‖w‖) vvᵀ) = diag(0.25, 2.25 vvᵀ); the naive one,
+        δ held fixed, misses the second term: diag(0.25, 0.25 vvᵀ).
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> H = adversarial.naive_hessian(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> (np.round(np.asarray(H, float), 4) + 0.0).tolist()
+        [[0.25, 0.0, 0.0], [0.0, 0.16, -0.12], [0.0, -0.12, 0.09]]
+    """
     return _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options).naive_hessian()
 
 
@@ -1934,7 +2125,25 @@ def top_eigenvalue(
     strict: bool = True,
     **attack_options: Any,
 ) -> EigenEstimate:
-    """Top eigenvalue of the total or naive Hessian (Lanczos or power iteration on HVPs)."""
+    """Top eigenvalue of the total or naive Hessian (Lanczos or power iteration on HVPs).
+
+    Example:
+        By docs/theory/closed-form.md, with v = (0.8, −0.6) ⊥ w, the total Hessian over
+        (b, w) is diag(ℓ'', (ℓ'' + |ℓ'|ε/‖w‖) vvᵀ) = diag(0.25, 2.25 vvᵀ); the naive one,
+        δ held fixed, misses the second term: diag(0.25, 0.25 vvᵀ).
+        The top eigenvalues are 2.25 and 0.25: the naive Hessian understates the
+        curvature ninefold here.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> args = (models.LinearLoss(), params, X, y)
+        >>> total = adversarial.top_eigenvalue(*args, eps=2.0, p=2)
+        >>> naive = adversarial.top_eigenvalue(*args, eps=2.0, p=2, hessian="naive")
+        >>> round(float(total.value), 4), round(float(naive.value), 4)
+        (2.25, 0.25)
+    """
     pt = _point(loss_fn, params, X, y, eps, p, attack, strict, attack_options)
     return pt.top_eigenvalue(hessian=hessian, method=method, num_steps=num_steps, key=key)
 
@@ -1966,6 +2175,29 @@ class FDHessian:
     ``value_error``: the same for one evaluation of L, the attack part being
     :math:`\max(0, \text{gap}) + r^2/(2\lambda_{\min}(A))`. ``active_set_changed``: some
     re-solve landed in another case than at θ (a kink inside the stencil).
+
+    Example:
+        Under the L∞ ball of radius 2 the maximisers are the vertices
+        :math:`-y\varepsilon\operatorname{sign}(w)`, the margins
+        :math:`1 - \varepsilon\|w\|_1 = -0.4`, and away from the kinks
+        :math:`w_j = 0` the total Hessian is
+        :math:`\operatorname{mean}_i \ell''(-0.4)\,(y_i, g_i)(y_i, g_i)^\top`,
+        :math:`g_i = y_ix_i - \varepsilon\operatorname{sign}(w) = (0, -1)`:
+        diag(ℓ''(−0.4), 0, ℓ''(−0.4)), ℓ''(−0.4) = σ(0.4)σ(−0.4) = 0.2403
+        (docs/theory/lin-linf.md). The differences agree within their tolerance.
+
+        >>> import math
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> pt = adversarial.linearize(models.LinearLoss(), params, X, y, eps=2.0, p=math.inf)
+        >>> fd = adversarial.fd_hessian(pt)
+        >>> exact = np.diag([1.0, 0.0, 1.0]) * (1 - math.tanh(0.2) ** 2) / 4  # σ(0.4)σ(-0.4)
+        >>> (np.round(np.asarray(fd.estimate, float), 4) + 0.0).tolist()
+        [[0.2403, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.2403]]
+        >>> bool(np.all(np.abs(fd.estimate - exact) <= fd.tolerance())), fd.active_set_changed
+        (True, False)
     """
 
     fine: np.ndarray
@@ -2093,13 +2325,29 @@ def resolve_grads(
     newton_steps: int = 4,
     init: ArrayLike | None = None,
 ) -> dict[str, np.ndarray]:
-    """Re-solve the attack and take L and the Danskin gradient at many flat θ (B, P).
+    r"""Re-solve the attack and take L and the Danskin gradient at many flat θ (B, P).
 
     Each re-solve is warm-started at ``init`` (default: the δ* of ``point``) and runs
     ``refine_steps`` projected-gradient and ``newton_steps`` Newton steps — the same
     compiled attack as :func:`advlip.attacks.pgd`, so no new compilation. Returns
     ``values`` (B,), ``grads`` (B, P), ``residual``, ``gap``, ``kind`` (B, n) and
     ``delta`` (B, n, d).
+
+    Example:
+        w = (0.3, 0.4) has ‖w‖ = 0.5; in the L2 ball of radius ε = 2 both margins
+        :math:`y\,w\cdot x = 1` drop by ε‖w‖ = 1 to 0, where the softplus loss has
+        ℓ = log 2, ℓ' = −1/2 and ℓ'' = 1/4 (docs/theory/closed-form.md).
+        Scaling w scales the margin and ε‖w‖ alike and leaves δ* unchanged: at
+        w = (0.6, 0.8) the loss is log 2 again.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> pt = adversarial.linearize(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> r = adversarial.resolve_grads(pt, np.array([[0.0, 0.3, 0.4], [0.0, 0.6, 0.8]]))
+        >>> tuple(round(float(v), 4) for v in r["values"]), r["grads"].shape, r["delta"].shape
+        ((0.6931, 0.6931), (2, 3), (2, 2, 2))
     """
     thetas = np.asarray(thetas)
     if thetas.ndim != 2 or thetas.shape[1] != point.dim:
@@ -2168,6 +2416,21 @@ def fd_hessian(
     other dtypes), so Richardson's estimate of the error is reliable. The shifted θ are
     rounded to the working dtype and the differences divided by the steps actually
     taken. Compare with :meth:`FDHessian.compare`.
+
+    Example:
+        :class:`FDHessian`'s L∞ problem: the differences agree with the dense total
+        Hessian within the sum of both error bounds (``excess`` ≤ 0).
+
+        >>> import math
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import adversarial, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> pt = adversarial.linearize(models.LinearLoss(), params, X, y, eps=2.0, p=math.inf)
+        >>> fd = adversarial.fd_hessian(pt)
+        >>> B = pt.blocks()
+        >>> fd.compare(B.total, B.error)["excess"] <= 0, 4 * pt.dim  # attacked gradients
+        (True, 12)
     """
     loss_fn, params = point.loss_fn, point.params
     dt = point.dtype

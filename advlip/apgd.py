@@ -167,7 +167,7 @@ def halve_step(
 
 
 class APGDResult(NamedTuple):
-    """What :func:`apgd` and :func:`pgd` return, per example (arrays of the working dtype).
+    r"""What :func:`apgd` and :func:`pgd` return, per example (arrays of the working dtype).
 
     Attributes:
       delta: (n, *input_shape) — the perturbation of highest loss found (every iterate of
@@ -180,6 +180,23 @@ class APGDResult(NamedTuple):
       step_size: (n,) — APGD's final step η of the restart that gave ``delta`` (PGD: its
         fixed step).
       evaluations: gradient evaluations per example, all restarts: ``restarts·(steps + 1)``.
+
+    Example:
+        Logits ``z = x + δ`` of class 0 against class 1: the margin
+        :math:`x_1 + \delta_1 - \delta_2` is lowest at the vertex (−ε, ε) of the L∞ box,
+        0.5 for the first example (still correct) and −0.25 for the second (fooled), with
+        cross-entropy :math:`\log(1 + e^{-m})`:
+
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import apgd, models
+        >>> loss_fn = models.ClassifierLoss(jnp.matmul)  # logits W @ x
+        >>> W, X, y = jnp.eye(2), jnp.array([[1.0, 0.0], [0.25, 0.0]]), jnp.array([0, 0])
+        >>> res = apgd.apgd(loss_fn, W, X, y, eps=0.25, p=jnp.inf, steps=10,
+        ...                 key=jax.random.PRNGKey(0))
+        >>> res.delta.tolist(), res.misclassified.tolist(), res.evaluations
+        ([[-0.25, 0.25], [-0.25, 0.25]], [False, True], 11)
+        >>> tuple(round(float(v), 4) for v in res.loss)
+        (0.4741, 0.8259)
     """
 
     delta: jax.Array
@@ -202,7 +219,23 @@ class RobustAccuracy(NamedTuple):
       per_attack: ``{"apgd-ce": acc, "apgd-dlr": acc, "pgd-ce": acc}`` — each attack alone
         (clean-correct and not fooled by that attack).
       robust_mask: (n,) bool NumPy array — which examples stayed robust.
-      n: examples; evaluations: gradient evaluations per example over all attacks.
+      n: examples.
+      evaluations: gradient evaluations per example over all attacks.
+
+    Example:
+        The two examples of :class:`APGDResult`'s example: the first stays correct under
+        every attack, the second is fooled.
+
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import apgd, models
+        >>> loss_fn = models.ClassifierLoss(jnp.matmul)  # logits W @ x
+        >>> W, X, y = jnp.eye(2), jnp.array([[1.0, 0.0], [0.25, 0.0]]), jnp.array([0, 0])
+        >>> r = apgd.robust_accuracy(loss_fn, W, X, y, eps=0.25, p=jnp.inf, steps=10,
+        ...                          losses=("ce",), pgd_steps=10, key=jax.random.PRNGKey(0))
+        >>> r.clean, r.robust, r.robust_mask.tolist(), r.per_attack
+        (1.0, 0.5, [True, False], {'apgd-ce': 0.5, 'pgd-ce': 0.5})
+        >>> r.to_dict()["evaluations"]  # 11 for APGD-CE and 11 for PGD-CE
+        22
     """
 
     robust: float
@@ -591,10 +624,12 @@ def apgd(
         (:class:`advlip.models.ClassifierLoss`); its own ``loss`` is not used — the
         attack maximises ``loss``.
       params: the model's parameters (held fixed).
-      X, y: inputs (n, *input_shape) — vectors or images (n, H, W, C) — and int labels
-        (n,) (±1 for a single binary logit).
-      eps, p: the ball, ε > 0 and p ∈ {2, ∞}.
-      steps: iterations N per restart (N + 1 gradient evaluations); restarts: random starts.
+      X: inputs (n, *input_shape) — vectors or images (n, H, W, C).
+      y: int labels (n,) (±1 for a single binary logit).
+      eps: the radius of the ball, ε > 0.
+      p: the norm of the ball, p ∈ {2, ∞}.
+      steps: iterations N per restart (N + 1 gradient evaluations).
+      restarts: random starts.
       loss: ``"ce"`` (cross-entropy), ``"dlr"`` (needs ≥ 3 classes) or ``"cw"``.
       key: the JAX PRNG key of the random starts (restart r uses ``fold_in(key, r)``).
       clip: None, or ``(lo, hi)``: the box of valid inputs (``(0.0, 1.0)`` for pixels);
@@ -602,7 +637,27 @@ def apgd(
       batch_size: examples per compiled call (default all at once); the last chunk is
         padded so one program serves every chunk.
 
-    Returns an :class:`APGDResult`; the δ have the shape of X.
+    Returns:
+      An :class:`APGDResult`; the δ have the shape of X.
+
+    Example:
+        The L2 ball of radius 0.5 around x = (1, 0) and (0.25, 0), both of class 0, logits
+        ``z = x + δ``: the margin :math:`z_0 - z_1` falls fastest along (−1, 1)/√2, so
+        the least margin in the ball is :math:`x_1 - 0.5\sqrt 2`: 0.2929 for the first
+        example (still correct), below 0 for the second (fooled). The attack ends on the
+        sphere.
+
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import apgd, models
+        >>> loss_fn = models.ClassifierLoss(jnp.matmul)  # logits W @ x
+        >>> W, X, y = jnp.eye(2), jnp.array([[1.0, 0.0], [0.25, 0.0]]), jnp.array([0, 0])
+        >>> res = apgd.apgd(loss_fn, W, X, y, eps=0.5, p=2, steps=10, key=jax.random.PRNGKey(0))
+        >>> norms = jnp.linalg.norm(res.delta, axis=1)
+        >>> res.misclassified.tolist(), tuple(round(float(r), 4) for r in norms)
+        ([False, True], (0.5, 0.5))
+        >>> z = X + res.delta
+        >>> round(float(z[0, 0] - z[0, 1]), 4)
+        0.2929
     """
     name = _loss_name(loss)
     steps = check_positive_int("steps", steps)

@@ -1,6 +1,7 @@
 r"""Projected steepest ascent (PGD) on any per-example loss, with a KKT certificate per example.
 
-The inner problem of SPEC §3 is, for every example :math:`(x_i, y_i)`,
+The inner problem of the adversarial loss (docs/theory/general-models.md) is, for every
+example :math:`(x_i, y_i)`,
 
 .. math:: \delta_i^* \in \arg\max_{\|\delta\|_p \le \varepsilon} \ell(x_i + \delta, y_i; \theta),
 
@@ -33,8 +34,9 @@ exactly at a KKT point. The Frank–Wolfe gap :math:`\varepsilon\|g\|_q - g\cdot
 bounds the suboptimality where the loss is concave in δ. Each example also
 reports which constraints are active, the smallest multiplier (strict
 complementarity), the distance to the nearest inactive constraint, and the case
-of SPEC §3 it falls in (``interior`` G1, ``l2_boundary`` G2, ``linf_vertex`` G3, and the
-faces ``linf_face``, ``l1_face``, ``l1_vertex``).
+it falls in (docs/theory/general-models.md): ``interior`` (G1, an interior maximiser),
+``l2_boundary`` (G2, on the L2 sphere), ``linf_vertex`` (G3, a vertex of the L∞ box), and
+the faces ``linf_face``, ``l1_face``, ``l1_vertex``.
 
 **What is certified, and what is not.** ``converged`` certifies a *KKT point*: a
 first-order, **local** certificate. The loss is not concave in δ in general, so a KKT
@@ -110,8 +112,8 @@ SUPPORTED_DTYPES: tuple[str, ...] = ("float32", "float64")
 #: Norms the attack supports (a Euclidean projection onto the ball exists in closed form).
 SUPPORTED_P: tuple[float, ...] = (1.0, 2.0, math.inf)
 
-#: Case names, indexed by :attr:`KKT.kind` (SPEC §3: G1 interior, G2 L2 boundary, G3
-#: L∞ vertex; faces are G1 restricted to the face; ``point`` is ε = 0).
+#: Case names, indexed by :attr:`KKT.kind` (docs/theory/general-models.md: G1 interior,
+#: G2 L2 boundary, G3 L∞ vertex; faces are G1 restricted to the face; ``point`` is ε = 0).
 KINDS: tuple[str, ...] = (
     "interior",
     "l2_boundary",
@@ -126,7 +128,24 @@ LossFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
 
 
 class AttackNotConvergedError(ValueError):
-    """The inner maximisation was not solved to the requested KKT residual."""
+    r"""The inner maximisation was not solved to the requested KKT residual.
+
+    Example:
+        An attack with no steps ends at the best screened start, a KKT point only up to
+        the screen's accuracy; asked for a residual of exactly 0 (``rtol=0``,
+        ``atol=0``) it refuses to call that converged:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import attacks, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> res = attacks.pgd(models.LinearLoss(), params, X, y, eps=2.0, p=2, steps=0,
+        ...                   refine_steps=0, newton_steps=0, rtol=0.0, atol=0.0)
+        >>> res.require_converged()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        advlip.attacks.AttackNotConvergedError: the attack did not converge on 2 of 2 example(s) ...
+    """
 
 
 # --------------------------------------------------------------------------- jit with callables
@@ -315,11 +334,21 @@ def _working_dtype(params: Any, X: jax.Array) -> np.dtype:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class InputShaped:
-    """A per-example loss of shaped inputs (say images (H, W, C)) as a loss of flat ``x``.
+    r"""A per-example loss of shaped inputs (say images (H, W, C)) as a loss of flat ``x``.
 
     The engine works on ``x`` of shape (d,), d the product of ``shape``; this wrapper
     reshapes before calling ``base``, so a network written for images is attacked and
     differentiated as it is. ``base`` is a pytree child: its array fields stay traced.
+
+    Example:
+        A loss written for 2 × 2 inputs, :math:`y\operatorname{tr}(W^\top x)`, called
+        on the flat x = (1, 2, 3, 4): with W = I it reads the diagonal 1 + 4.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import attacks
+        >>> loss_fn = attacks.InputShaped(lambda W, x, y: y * jnp.sum(W * x), (2, 2))
+        >>> float(loss_fn(jnp.eye(2), jnp.array([1.0, 2.0, 3.0, 4.0]), 1.0))
+        5.0
     """
 
     base: Any
@@ -336,7 +365,14 @@ class InputShaped:
 
 
 def flat_shape(X: Any) -> tuple[int, int]:
-    """``(n, d)``: the shape the engine gives X (and every δ) — inputs flattened per example."""
+    """``(n, d)``: the shape the engine gives X (and every δ) — inputs flattened per example.
+
+    Example:
+        >>> import numpy as np
+        >>> from advlip import attacks
+        >>> attacks.flat_shape(np.zeros((5, 8, 8, 1))), attacks.flat_shape(np.zeros((5, 3)))
+        ((5, 64), (5, 3))
+    """
     shape = np.shape(X)
     return (shape[0], math.prod(shape[1:])) if len(shape) >= 2 else tuple(shape)
 
@@ -374,22 +410,35 @@ def check_problem(loss_fn, params, X, y, eps, p):
 
 
 class KKT(NamedTuple):
-    """First-order optimality of δ for the inner maximisation, per example.
+    r"""First-order optimality of δ for the inner maximisation, per example.
 
     Attributes:
       residual: stationarity residual, the 2-norm of the projected gradient (0 at KKT).
-      gap: Frank–Wolfe gap :math:`\\varepsilon\\|g\\|_q - g\\cdot\\delta` (≥ 0).
+      gap: Frank–Wolfe gap :math:`\varepsilon\|g\|_q - g\cdot\delta` (≥ 0).
       active: whether the ball constraint is active (with an outward gradient).
       n_active: active constraints (L∞: clamped coordinates; L1: support size; L2: 0/1).
       tangent_dim: dimension of the face δ can move on while staying optimal.
-      mask, normal: the tangent projector :math:`P v = m\\odot v - \\nu(\\nu\\cdot(m\\odot v))`.
+      mask, normal: the tangent projector :math:`P v = m\odot v - \nu(\nu\cdot(m\odot v))`.
       mu: curvature of the constraint, the L2 multiplier
-        :math:`\\mu = g\\cdot\\delta/\\|\\delta\\|^2`
+        :math:`\mu = g\cdot\delta/\|\delta\|^2`
         (0 for the flat faces of L1/L∞).
       multiplier: the smallest multiplier of an active constraint (``inf`` if none):
         strict complementarity needs it > 0.
       slack: Euclidean distance to the nearest inactive constraint (``inf`` if none).
       kind: index into :data:`KINDS`.
+
+    Example:
+        δ = (0.5, −0.5) at a vertex of the L∞ box of radius 0.5, with
+        g = (1, −2) pointing out of both faces: two active constraints, no tangent space,
+        smallest multiplier :math:`\min_j \operatorname{sign}(\delta_j) g_j = 1`.
+
+        >>> import math, jax.numpy as jnp
+        >>> from advlip import attacks
+        >>> c = attacks.kkt(jnp.array([0.5, -0.5]), jnp.array([1.0, -2.0]), eps=0.5, p=math.inf)
+        >>> attacks.KINDS[int(c.kind)], int(c.n_active), int(c.tangent_dim), float(c.multiplier)
+        ('linf_vertex', 2, 0, 1.0)
+        >>> float(c.residual), float(c.gap)
+        (0.0, 0.0)
     """
 
     residual: jax.Array
@@ -537,7 +586,18 @@ _kkt_batch_jit = jax.jit(
 
 def tangent_project(c: KKT, v: jax.Array) -> jax.Array:
     """Apply the tangent projector of a (one-example) certificate to ``v`` (d,)
-    (:func:`advlip.tangent.project`)."""
+    (:func:`advlip.tangent.project`).
+
+    Example:
+        On a face of the L∞ box where the first coordinate is clamped (δ₁ = ε, g₁ > 0),
+        the tangent space is the second coordinate:
+
+        >>> import math, jax.numpy as jnp
+        >>> from advlip import attacks
+        >>> c = attacks.kkt(jnp.array([0.5, 0.1]), jnp.array([1.0, 0.0]), eps=0.5, p=math.inf)
+        >>> attacks.KINDS[int(c.kind)], attacks.tangent_project(c, jnp.array([3.0, 4.0])).tolist()
+        ('linf_face', [0.0, 4.0])
+    """
     return project(c, v)
 
 
@@ -593,6 +653,19 @@ def sample_ball(key: jax.Array, shape: tuple[int, ...], *, eps: ArrayLike, p: fl
     Drawn with NumPy from a generator seeded by the bits of the JAX ``key``, so the
     draw replays from the key and costs no compilation (a threefry sampler inside the
     attack's compiled program doubles its compile time).
+
+    Example:
+        Five points of the L∞ ball of radius 0.5 in three dimensions, a NumPy array that
+        the same key draws again:
+
+        >>> import math, jax, numpy as np
+        >>> from advlip import attacks
+        >>> key = jax.random.PRNGKey(0)
+        >>> pts = attacks.sample_ball(key, (5, 3), eps=0.5, p=math.inf)
+        >>> pts.shape, bool(np.all(np.abs(pts) <= 0.5))
+        ((5, 3), True)
+        >>> bool(np.all(attacks.sample_ball(key, (5, 3), eps=0.5, p=math.inf) == pts))
+        True
     """
     p = _check_p_supported(p)
     eps = float(check_eps(eps))
@@ -788,12 +861,12 @@ def _start_vector(d: int, dtype: Any = np.float64) -> np.ndarray:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class AttackResult:
-    """The attack on every example and its certificate.
+    r"""The attack on every example and its certificate.
 
     Attributes (leading axis n, one row per example):
       delta: the perturbations, (n, d).
-      loss: :math:`\\ell(x_i + \\delta_i)`, (n,).
-      grad_x: :math:`\\nabla_x\\ell(x_i+\\delta_i)`, (n, d).
+      loss: :math:`\ell(x_i + \delta_i)`, (n,).
+      grad_x: :math:`\nabla_x\ell(x_i+\delta_i)`, (n, d).
       kkt: the :class:`KKT` certificate (residual, gap, active set, case…).
       tol: the residual each example had to reach to count as converged, (n,):
         ``atol + rtol * ‖∇_x ℓ(x_i)‖`` (the clean input gradient sets the scale).
@@ -804,11 +877,12 @@ class AttackResult:
         restarts, then the refined screened points); spread: best minus worst final
         loss over the starts (a large spread means several local maxima).
       tangent_min, tangent_max, tangent_bound: extreme eigenvalues of
-        :math:`P(\\mu I - H_{xx})P` on the tangent space of the active face (Lanczos,
+        :math:`P(\mu I - H_{xx})P` on the tangent space of the active face (Lanczos,
         exact to rounding for tangent dimension ≤ 64; ``inf``/0 at a vertex) and
         their error bound: the second-order condition is ``tangent_min > 0``.
-      danskin_grad: :math:`\\operatorname{mean}_i \\nabla_\\theta \\ell(x_i + \\delta_i)`, a pytree
-        like ``params`` (SPEC G0 where the maximisers are unique).
+      danskin_grad: :math:`\operatorname{mean}_i \nabla_\theta \ell(x_i + \delta_i)`, a pytree
+        like ``params`` (the gradient of the adversarial loss by Danskin's theorem where the
+        maximisers are unique, docs/theory/gen-danskin.md).
       eps, p: the threat model.
       value_error: float error bound of ``loss`` (:func:`loss_error`), (n,).
       best_other: the highest loss found at any start or screened point, (n,) (``-inf``
@@ -816,6 +890,24 @@ class AttackResult:
       beaten: ``best_other - loss > `` the float error of the two values: another start
         found a higher value, so δ — a KKT point, perhaps — is certainly not the global
         maximiser, (n,) bool; ``None`` when nothing was screened.
+
+    Example:
+        w = (0.3, 0.4) has ‖w‖ = 0.5: in the L2 ball of radius 2 each maximiser is
+        :math:`\delta^* = -y\varepsilon w/\|w\| = \mp(1.2, 1.6)`, where both margins
+        drop from 1 to 0 and the softplus loss is log 2 (docs/theory/closed-form.md):
+
+        >>> import numpy as np
+        >>> import jax.numpy as jnp
+        >>> from advlip import attacks, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> res = attacks.pgd(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> np.round(np.asarray(res.delta, float), 4).tolist()
+        [[-1.2, -1.6], [1.2, 1.6]]
+        >>> tuple(round(float(v), 4) for v in res.loss), res.summary()["cases"]
+        ((0.6931, 0.6931), {'l2_boundary': 2})
+        >>> bool(res.all_converged), bool(res.beaten.any())
+        (True, False)
     """
 
     delta: jax.Array
@@ -852,7 +944,7 @@ class AttackResult:
 
     @property
     def cases(self) -> tuple[str, ...]:
-        """The SPEC §3 case of every example (see :data:`KINDS`)."""
+        """The case of every example (docs/theory/general-models.md; see :data:`KINDS`)."""
         return tuple(KINDS[int(k)] for k in np.asarray(self.kkt.kind))
 
     def summary(self) -> dict[str, Any]:
@@ -1119,6 +1211,16 @@ def count_ops(fn: Callable, *args: Any) -> int:
     recursively, a ``scan`` body ``length`` times. A ``while`` loop's trip count is not
     known from the jaxpr: its body is counted once and a :class:`UserWarning` says the
     count (and every bound derived from it) may be too small.
+
+    Example:
+        A dot product of length 3 counts 3; a tanh and a sum over 4 entries, 1 + 4:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import attacks
+        >>> attacks.count_ops(lambda x: x @ x, jnp.ones(3))
+        3
+        >>> attacks.count_ops(lambda x: jnp.sum(jnp.tanh(x)), jnp.ones(4))
+        5
     """
     closed = jax.make_jaxpr(fn)(*args)
     return _count_jaxpr(closed.jaxpr)
@@ -1243,6 +1345,20 @@ def loss_error(
     terms are dominated by the parameter and input terms above, so their sum times
     :math:`\gamma_k` (k counts every operation) bounds the error. Two values differ
     significantly only when they differ by more than the sum of their bounds.
+
+    Example:
+        At δ = 0 both margins are 1, and the loss computed in the working dtype is within
+        its bound of the exact :math:`\log(1 + e^{-1})`:
+
+        >>> import math, jax
+        >>> import jax.numpy as jnp
+        >>> from advlip import attacks, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> err = attacks.loss_error(models.LinearLoss(), params, X, y, jnp.zeros((2, 2)))
+        >>> loss = jax.vmap(lambda x, yi: models.LinearLoss()(params, x, yi))(X, y)
+        >>> err.shape, bool(jnp.all(jnp.abs(loss - math.log1p(math.exp(-1.0))) <= err))
+        ((2,), True)
     """
     loss_fn, params, X, y, _, dt = prepare_problem(loss_fn, params, X, y, 0.0, 2.0)
     delta = jnp.asarray(delta)
@@ -1277,7 +1393,9 @@ def pgd(
     structured_starts: int = 2,
     mode: str = "certified",
 ) -> AttackResult | LightResult:
-    r"""Solve the inner maximisation for every row of ``X``: the PGD attack of SPEC §3.
+    r"""Solve the inner maximisation for every row of ``X``: the PGD attack.
+
+    The maximisers δ* of the adversarial loss (docs/theory/general-models.md).
 
     :math:`\max_{\|\delta_i\|_p \le \varepsilon} \ell(x_i + \delta_i, y_i; \theta)`, each example
     with its own maximiser. Each returned δ comes with a KKT certificate (``converged``:
@@ -1288,8 +1406,10 @@ def pgd(
     Args:
       loss_fn: ``loss_fn(params, x, y) -> scalar`` for ONE example (hashable callable).
       params: pytree of float arrays (held fixed here).
-      X, y: examples (n, d) and their labels or targets (n,).
-      eps, p: the threat model :math:`B_p(\varepsilon)`, p ∈ {1, 2, ∞}.
+      X: examples (n, d).
+      y: their labels or targets (n,).
+      eps: the radius ε of the threat model :math:`B_p(\varepsilon)`.
+      p: its norm, p ∈ {1, 2, ∞}.
       steps: steepest-ascent steps (phase 1), of size ``step_size``
         (default :math:`2.5\varepsilon/\text{steps}`, Madry et al.).
       refine_steps: projected-gradient steps with backtracking (phase 2).
@@ -1304,10 +1424,11 @@ def pgd(
         solved: ``"dense"`` (``jax.jacfwd`` of the input gradient, LAPACK), ``"cg"``
         (matrix-free: CG and Lanczos on Hessian-vector products), or ``"auto"``:
         dense for d ≤ 64 (it compiles faster), matrix-free above.
-      rtol, atol: converged iff KKT residual ≤ ``atol + rtol * ‖∇_x ℓ(x_i)‖``: the accuracy
+      rtol: converged iff KKT residual ≤ ``atol + rtol * ‖∇_x ℓ(x_i)‖``: the accuracy
         asked of the attack (1e-6 ≈ 17 float32 unit roundoffs is attainable in float32 and float64
         alike). It is a request, not an error bound: the residual's own rounding enters
         the δ error bound of :func:`advlip.adversarial.linearize` separately.
+      atol: the absolute part of that tolerance.
       structured_starts: screen the structured points of the norm and random points of
         the ball by value (see the module docstring), refine the best this many of them
         as extra starts, and flag ``beaten`` examples. 0 turns screening off: a purely
@@ -1328,7 +1449,24 @@ def pgd(
     The phase lengths are traced: changing them does not recompile. Returns an
     :class:`AttackResult`; check ``all_converged`` or call
     :meth:`AttackResult.require_converged` before trusting δ, and ``beaten`` before
-    calling it the maximiser. SPEC §3 (the δ* of G0–G3).
+    calling it the maximiser.
+
+    Example:
+        One compiled program serves every norm: in the L∞ ball of radius 2 the maximiser
+        is the vertex :math:`-y\varepsilon\operatorname{sign}(w) = \mp(2, 2)`, where the
+        margin is :math:`1 - \varepsilon\|w\|_1 = -0.4` and the softplus loss
+        :math:`\log(1 + e^{0.4}) = 0.9130` (docs/theory/lin-linf.md).
+
+        >>> import math
+        >>> import jax.numpy as jnp
+        >>> from advlip import attacks, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> res = attacks.pgd(models.LinearLoss(), params, X, y, eps=2.0, p=math.inf)
+        >>> res.delta.tolist(), res.cases
+        ([[-2.0, -2.0], [2.0, 2.0]], ('linf_vertex', 'linf_vertex'))
+        >>> tuple(round(float(v), 4) for v in res.loss), bool(res.all_converged)
+        ((0.913, 0.913), True)
     """
     if mode != "certified":  # "light", or a bad mode (named with the allowed values there)
         return _pgd_light(
@@ -1427,11 +1565,25 @@ PGD_MODES: tuple[str, ...] = ("certified", "light")
 
 
 class LightResult(NamedTuple):
-    """What :func:`pgd` returns with ``mode="light"``: the best iterate and its loss.
+    r"""What :func:`pgd` returns with ``mode="light"``: the best iterate and its loss.
 
     The fields have the names, shapes and meaning of :class:`AttackResult`'s ``delta``
     and ``loss``; nothing is certified (no KKT residual, no screen for higher values).
     A tuple: ``delta, loss = pgd(..., mode="light")``.
+
+    Example:
+        For a linear model every steepest-ascent step points along :math:`-yw/\|w\|`, so
+        ten steps of 2.5ε/10 reach the maximiser ∓(1.2, 1.6) on the sphere of radius 2,
+        where the softplus loss is log 2 (docs/theory/closed-form.md):
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import attacks, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> delta, loss = attacks.pgd(models.LinearLoss(), params, X, y, eps=2.0, p=2, steps=10,
+        ...                           mode="light")
+        >>> np.round(np.asarray(delta, float), 4).tolist(), tuple(round(float(v), 4) for v in loss)
+        ([[-1.2, -1.6], [1.2, 1.6]], (0.6931, 0.6931))
     """
 
     delta: jax.Array  # (n, d), in the ball

@@ -43,7 +43,20 @@ def synthetic(
 
     ``key`` is a JAX PRNG key; the draw is NumPy's, from the generator
     :func:`advlip.keys.numpy_rng` seeds with the key's bits, so the data are made instantly
-    (no compilation) and replay from the key (``PRNGKey(N)`` gives the set of seed N)."""
+    (no compilation) and replay from the key (``PRNGKey(N)`` gives the set of seed N).
+
+    Example:
+        The first two labels are +1 and −1 (both classes present), and the same key
+        gives the same set:
+
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import data
+        >>> X, y = data.synthetic(jax.random.PRNGKey(3), n=6, d=2)
+        >>> X.shape, y[:2].tolist()
+        ((6, 2), [1.0, -1.0])
+        >>> bool(jnp.all(data.synthetic(jax.random.PRNGKey(3), n=6, d=2)[0] == X))
+        True
+    """
     rng = keys.numpy_rng(keys.check_key(key))
     n = check_positive_int("n", n, minimum=2)
     d = check_positive_int("d", d)
@@ -69,7 +82,16 @@ def _standardize(X: np.ndarray) -> np.ndarray:
 
 def breast_cancer() -> tuple[jax.Array, jax.Array]:
     """scikit-learn's bundled breast-cancer set (569 × 30), standardised, labels ±1
-    (+1 benign). Needs scikit-learn (``pip install advlip[data]``); no download."""
+    (+1 benign). Needs scikit-learn (``pip install advlip[data]``); no download.
+
+    Example:
+        569 tumours with 30 features, 357 of them benign:
+
+        >>> from advlip import data
+        >>> X, y = data.breast_cancer()
+        >>> X.shape, int((y == 1).sum()), int((y == -1).sum())
+        ((569, 30), 357, 212)
+    """
     datasets = _sklearn()
     raw = datasets.load_breast_cancer()
     X = _standardize(raw.data.astype(np.float64)) / np.sqrt(raw.data.shape[1])
@@ -81,7 +103,18 @@ def digits(pair: tuple[int, int] | None = (3, 8)) -> tuple[jax.Array, jax.Array]
     """scikit-learn's bundled 8×8 digits, pixels scaled to [0, 1] / 8 (so ‖x‖ ≲ 1).
 
     ``pair=(a, b)``: the binary task a (+1) vs b (−1); ``pair=None``: all ten classes,
-    labels 0–9 (for multi-class models)."""
+    labels 0–9 (for multi-class models).
+
+    Example:
+        183 threes (+1) and 174 eights (−1); a full pixel, 16, becomes 16/16/8 = 0.125:
+
+        >>> from advlip import data
+        >>> X, y = data.digits((3, 8))
+        >>> X.shape, int((y == 1).sum()), float(X.max())
+        ((357, 64), 183, 0.125)
+        >>> data.digits(None)[1].shape  # all ten classes
+        (1797,)
+    """
     datasets = _sklearn()
     raw = datasets.load_digits()
     X = raw.data.astype(np.float64) / 16.0 / 8.0
@@ -116,13 +149,28 @@ _FILE_HELP = (
 
 
 def load(name: str, *, key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """A binary dataset by name or path: ``synthetic``, ``breast-cancer``, ``digits-A-B``,
+    r"""A binary dataset by name or path: ``synthetic``, ``breast-cancer``, ``digits-A-B``,
     a ``.npz`` file with arrays ``X`` (n, d) and ``y`` (n,), or a ``.csv``/``.tsv``/``.txt``
     file with one example per row and the label in the last column (the separator —
     comma, semicolon, tab or spaces — is read off the first row; lines starting with
     ``#`` are comments). Labels must be ±1. Bad files raise a ``ValueError`` that names
     the file and says how to fix it. ``key`` (a JAX PRNG key; default ``PRNGKey(0)``) draws
-    ``synthetic``; the other sets are fixed."""
+    ``synthetic``; the other sets are fixed.
+
+    Example:
+        A two-row CSV file, features then the label:
+
+        >>> import pathlib, tempfile
+        >>> from advlip import data
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = pathlib.Path(folder) / "toy.csv"
+        ...     _ = path.write_text("0.5,1.0,1\n-0.5,0.25,-1\n")
+        ...     X, y = data.load(str(path))
+        >>> X.tolist(), y.tolist()
+        ([[0.5, 1.0], [-0.5, 0.25]], [1.0, -1.0])
+        >>> data.load("digits-3-8")[0].shape
+        (357, 64)
+    """
     from pathlib import Path
 
     kind = str(name).strip().lower()

@@ -16,7 +16,8 @@ the budget, cheapest and most structural first, stopping at the first witness:
 ``bisection``
     a kink finder along segments: the gradient is sampled on a segment, the sub-interval
     with the largest ratio is kept and refined — a jump of :math:`\nabla L` anywhere on the
-    segment (e.g. where :math:`\nabla_x\ell` changes sign at an L∞ attack, SPEC G3) makes the
+    segment (e.g. where :math:`\nabla_x\ell` changes sign at an L∞ attack,
+    docs/theory/gen-linf-vertex.md) makes the
     ratio grow like 1/length.
 ``hypothesis``
     Hypothesis generates pairs and ``hypothesis.target`` hill-climbs the ratio.
@@ -89,13 +90,21 @@ DEFAULT_GRAD_RTOL = tolerance.gamma(1000)
 
 
 def default_grad_rtol(dtype: Any, dim: int = 0) -> float:
-    """γ_k, k = 1000 + 4·dim, in ``dtype``: the default relative error of one gradient of
+    r"""γ_k, k = 1000 + 4·dim, in ``dtype``: the default relative error of one gradient of
     ``dim`` parameters computed in ``dtype`` — each component assembled from a dot product
     over every parameter (a linear layer's pre-activation: 2·dim roundings, doubled for
     the backward pass) plus 1000 more operations, without catastrophic cancellation.
-    Pass ``grad_error=`` where your gradient is known to need more (or less).
+    Pass ``grad_error=`` where your gradient is known to need more (or less). Where
+    k·u ≥ 1 (bfloat16, u = 2⁻⁸) :func:`advlip.tolerance.gamma` warns and returns its
+    probabilistic bound instead, which exceeds 1 there: pass ``grad_error=``.
 
-    Raises ``ValueError`` naming ``grad_error`` where the bound is vacuous (bfloat16).
+    Example:
+        :math:`\gamma_k = ku/(1 - ku)`: k = 1000 in float64 (u = 2⁻⁵³), and
+        k = 1000 + 4·10 for 10 parameters in float32 (u = 2⁻²⁴):
+
+        >>> from advlip.falsifier import default_grad_rtol
+        >>> f"{default_grad_rtol('float64'):.4e}", f"{default_grad_rtol('float32', 10):.4e}"
+        ('1.1102e-13', '6.1993e-05')
     """
     try:
         return tolerance.gamma(1000 + 4 * int(dim), dtype)
@@ -126,6 +135,17 @@ class SmoothnessVerdict:
       distance: ‖θ1 − θ2‖₂ of that pair (scaled, so pairs 1e-300 apart keep it).
       grad_dtype: the least precise dtype of the gradient and its parameters: the
         precision the rounding-error bound of the witness check assumed.
+
+    Example:
+        The gradient 2θ of ‖θ‖² has ratio 2 on every pair, so the claim β = 3 stands:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import falsify_smoothness
+        >>> from advlip.regions import Box
+        >>> box = Box([-1.0, -1.0], [1.0, 1.0])
+        >>> v = falsify_smoothness(lambda th: 2.0 * th, beta=3.0, region=box, budget=100)
+        >>> v.refuted, round(v.ratio, 4), round(v.excess, 4), v.claim
+        (False, 2.0, 0.6667, '‖Δ∇L‖ ≤ 3·‖Δθ‖')
     """
 
     refuted: bool
@@ -566,7 +586,20 @@ def _param_dtype(region: Region) -> np.dtype:
 class UncheckableClaimError(ValueError):
     """No pair in the region gave a gradient ratio, so the claim can be neither refuted nor
     supported: the message says why (non-finite gradients, a region too small for the
-    dtype, or too small a budget) and what to change."""
+    dtype, or too small a budget) and what to change.
+
+    Example:
+        A gradient that is NaN everywhere gives no ratio at all:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import falsify_smoothness
+        >>> from advlip.regions import Box
+        >>> falsify_smoothness(lambda th: th * jnp.nan, beta=1.0, region=Box([-1.0], [1.0]),
+        ...                    budget=100)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        advlip.falsifier.UncheckableClaimError: no pair in Box(dim 1) gave a gradient ratio ... inf or NaN ...
+    """
 
 
 def _why_no_pair(s: _Search, budget: int, region: Region) -> str:
@@ -623,6 +656,23 @@ def falsify_smoothness(
     O(P) per pair and a batch of pairs stays within a fixed budget, so P = 10⁶
     parameters work; the arrays ``grad_fn`` closes over (data) are passed to the
     compiled searches as arguments, not copied into them.
+
+    Returns:
+      A :class:`SmoothnessVerdict`: refuted (with the witness pair) or not (with the
+      best pair found).
+
+    Raises:
+      UncheckableClaimError: no pair gave a gradient ratio (see there).
+
+    Example:
+        The gradient 2θ of ‖θ‖² is 2-smooth: the claim β = 1 falls at the first pair.
+
+        >>> from advlip import falsify_smoothness
+        >>> from advlip.regions import Box
+        >>> box = Box([-1.0, -1.0], [1.0, 1.0])
+        >>> v = falsify_smoothness(lambda th: 2.0 * th, beta=1.0, region=box, budget=100)
+        >>> v.refuted, round(v.ratio, 4), v.strategy
+        (True, 2.0, 'probes')
     """
     beta = check_real("beta", beta, minimum=0.0, strict=True)
     alpha = check_real("alpha", alpha, minimum=0.0, strict=False)
@@ -754,7 +804,17 @@ def falsify_smoothness(
 
 @dataclasses.dataclass
 class FalsifyResult:
-    """What :func:`falsify` found: a counterexample, or the best margin after N examples."""
+    """What :func:`falsify` found: a counterexample, or the best margin after N examples.
+
+    Example:
+        A boolean claim has margin 1 where it fails (0 where it holds):
+
+        >>> from hypothesis import strategies as st
+        >>> from advlip import falsify
+        >>> r = falsify(lambda n: n < 10, st.integers(0, 20), budget=100)
+        >>> r.refuted, r.counterexample >= 10, r.best_margin
+        (True, True, 1.0)
+    """
 
     refuted: bool
     counterexample: Any

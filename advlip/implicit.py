@@ -17,7 +17,7 @@ the tangents and its solve is a ``lax.custom_linear_solve``, so JAX transposes i
 :math:`\nabla_x\ell\cdot D\delta^*` vanishes at a KKT point: the gradient is normal to
 the face, :math:`D\delta^*` tangent to it), and ``jax.hessian`` or
 ``jax.jvp(jax.grad(...))`` give the total curvature
-:math:`H_{\theta\theta} + H_{\theta x}D\delta^*` (SPEC G1–G3). The rule re-derives
+:math:`H_{\theta\theta} + H_{\theta x}D\delta^*` (docs/theory/general-models.md). The rule re-derives
 P and μ from δ, so derivatives of every order see the face move with δ.
 
 Where the derivative does not exist — an unconverged or beaten attack, an L∞ switching
@@ -68,8 +68,22 @@ __all__ = ["Maximiser", "maximiser", "adversarial_loss"]
 
 
 class Maximiser(NamedTuple):
-    """δ* of every example (n, d), differentiable in θ and X, and its status (n,): an
-    index into :data:`advlip.adversarial.STATUS`, 0 where the derivative exists."""
+    r"""δ* of every example (n, d), differentiable in θ and X, and its status (n,): an
+    index into :data:`advlip.adversarial.STATUS`, 0 where the derivative exists.
+
+    Example:
+        A linear model ``w = (0.3, 0.4)`` (‖w‖ = 0.5) under the L2 ball of radius 2: the
+        maximiser is :math:`\delta^* = -y\varepsilon w/\|w\| = \mp(1.2, 1.6)`
+        (docs/theory/closed-form.md), and both examples are determined (status 0).
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import implicit, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> m = implicit.maximiser(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> np.round(np.asarray(m.delta, float), 4).tolist(), m.status.tolist()
+        ([[-1.2, -1.6], [1.2, 1.6]], [0, 0])
+    """
 
     delta: jax.Array
     status: jax.Array
@@ -109,6 +123,26 @@ def maximiser(
     ``attack_options`` go to :func:`advlip.attacks.pgd` (``key=`` for its random starts:
     explicit JAX keys). ``y`` is not differentiated (labels). Traceable under ``jit``,
     ``grad``, ``jvp``, ``hessian`` and ``vmap``.
+
+    Example:
+        For a linear model under the L2 ball, :math:`\delta^* = -y\varepsilon w/\|w\|`
+        turns with w: along the tangent direction v = (0.8, −0.6) it moves by
+        :math:`-y\varepsilon v/\|w\| = \mp 4v` (ε = 2, ‖w‖ = 0.5); along w itself it
+        does not move.
+
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> from advlip import implicit, models
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> def delta(w):
+        ...     params = {"w": w, "b": jnp.array(0.0)}
+        ...     return implicit.maximiser(models.LinearLoss(), params, X, y, eps=2.0, p=2).delta
+        >>> w = jnp.array([0.3, 0.4])
+        >>> _, moved = jax.jvp(delta, (w,), (jnp.array([0.8, -0.6]),))
+        >>> np.round(np.asarray(moved, float), 4).tolist()
+        [[-3.2, 2.4], [3.2, -2.4]]
+        >>> _, still = jax.jvp(delta, (w,), (w,))
+        >>> float(jnp.max(jnp.abs(still)))
+        0.0
     """
     loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
     return _maximiser(loss_fn, params, X, y, eps, p, dt, strict, cg_maxiter, attack_options)
@@ -171,7 +205,22 @@ def adversarial_loss(
     **attack_options: Any,
 ) -> jax.Array:
     r""":math:`L(\theta) = \operatorname{mean}_i \ell(x_i + \delta_i^*(\theta), y_i; \theta)`,
-    differentiable by JAX to every order through the attack (:func:`maximiser`)."""
+    differentiable by JAX to every order through the attack (:func:`maximiser`).
+
+    Example:
+        ``w = (0.3, 0.4)`` has ‖w‖ = 0.5, so ε‖w‖ = 1 at ε = 2: both margins
+        :math:`y\,w\cdot x = 1` drop to 0 under attack and the softplus loss is
+        :math:`\log 2 = 0.6931` (docs/theory/closed-form.md). ``jax.grad`` and
+        ``jax.hessian`` of this function go through the attack (see the module example).
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import implicit, models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> L = implicit.adversarial_loss(models.LinearLoss(), params, X, y, eps=2.0, p=2)
+        >>> round(float(L), 4)
+        0.6931
+    """
     loss_fn, params, X, y, p, dt = prepare_problem(loss_fn, params, X, y, eps, p)
     m = _maximiser(loss_fn, params, X, y, eps, p, dt, strict, None, attack_options)
     return jnp.mean(jax.vmap(lambda z, yi: loss_fn(params, z, yi))(X + m.delta, y))

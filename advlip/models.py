@@ -1,4 +1,5 @@
-r"""Small reference models for SPEC §3: per-example losses ``loss_fn(params, x, y)``.
+r"""Small reference models for the general adversarial loss (docs/theory/general-models.md):
+per-example losses ``loss_fn(params, x, y)``.
 
 Every model here is a *per-example* loss, the convention of :mod:`advlip.attacks`
 and :mod:`advlip.adversarial`: ``x`` has shape (d,), ``y`` is a scalar, ``params`` a
@@ -10,11 +11,13 @@ leaf of a pytree, so changing :math:`\kappa` does not recompile.
 * :class:`MLPLoss` — margin loss :math:`\ell(y f_\theta(x))` of a multilayer perceptron
   with ``tanh``, ``softplus``, ``gelu`` or ``linear`` hidden activations
   (``linear`` makes a deep *linear* network: linear in ``x``, nonlinear in θ).
-* :class:`LinearLoss` — :math:`\ell(y(w\cdot x + b))`, the model of SPEC §2 as a
-  ``loss_fn``, to tie the general machinery to the closed forms of :mod:`advlip.linear`.
+* :class:`LinearLoss` — :math:`\ell(y(w\cdot x + b))`, the binary linear model
+  (docs/theory/closed-form.md) as a ``loss_fn``, to tie the general machinery to the
+  closed forms of :mod:`advlip.linear`.
 * :class:`InputCurvature` — any base loss minus :math:`\tfrac{\kappa}{2}\|x\|^2`: a
-  strictly concave-in-input loss whose maximiser is interior (SPEC G1).
-* :class:`FlatnessLoss` — the flatness family :math:`\ell_\kappa` of SPEC G4,
+  strictly concave-in-input loss whose maximiser is interior (docs/theory/gen-interior.md).
+* :class:`FlatnessLoss` — the flatness family :math:`\ell_\kappa`
+  (docs/theory/gen-flatness.md),
 
   .. math:: \ell_\kappa(x, y; w, c) = y\, w\cdot x - \tfrac{\kappa}{2}\|x\|^2
             + \operatorname{softplus}(-y c),
@@ -67,8 +70,9 @@ __all__ = [
     "from_torch",
 ]
 
-#: Hidden activations of :func:`mlp`: three smooth ones (SPEC §3 needs ℓ twice
-#: differentiable) and ``linear`` for deep linear networks.
+#: Hidden activations of :func:`mlp`: three smooth ones (the total Hessian of
+#: docs/theory/general-models.md needs ℓ twice differentiable) and ``linear`` for deep
+#: linear networks.
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "softplus": jax.nn.softplus,
@@ -110,8 +114,21 @@ def init_mlp(
     layers, ``W`` of shape (out, in); with ``skip`` it is
     ``{"layers": [...], "skip": (d,)}``, a linear skip connection (normal, std
     ``scale / sqrt(d)``) that makes the output affine in any input whose first-layer
-    column is 0 (used to place an L∞ switching surface exactly, SPEC G3).
-    ``d`` may also be the full list of layer sizes, ``(d, width…, 1)``.
+    column is 0 (used to place an L∞ switching surface exactly,
+    docs/theory/gen-linf-vertex.md). ``d`` may also be the full list of layer sizes,
+    ``(d, width…, 1)``.
+
+    Example:
+        Layer shapes of ``3 → 4 → 1``, and the skip connection's vector:
+
+        >>> import jax
+        >>> from advlip import models
+        >>> params = models.init_mlp(jax.random.PRNGKey(0), 3, (4,))
+        >>> tuple((layer["W"].shape, layer["b"].shape) for layer in params)
+        (((4, 3), (4,)), ((1, 4), (1,)))
+        >>> skip = models.init_mlp(jax.random.PRNGKey(0), 3, (4,), skip=True)
+        >>> sorted(skip), skip["skip"].shape
+        (['layers', 'skip'], (3,))
     """
     if isinstance(d, Sequence):
         sizes = [check_positive_int("sizes[i]", s) for s in d]
@@ -139,6 +156,21 @@ def mlp(params: Any, x: ArrayLike, *, activation: str = "tanh"):
 
     ``params`` is a list of ``{"W", "b"}`` layers, or ``{"layers": [...], "skip": s}`` for
     a network with a linear skip connection, :math:`f(x) = \text{MLP}(x) + s\cdot x`.
+
+    Example:
+        One hidden unit :math:`h = \text{act}(x_1)` and output :math:`2h + 0.5`: at
+        :math:`x_1 = 0.5` that is 1.5 for the linear activation and
+        :math:`2\tanh(0.5) + 0.5 = 1.4242` for tanh.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import models
+        >>> params = [{"W": jnp.array([[1.0, 0.0]]), "b": jnp.array([0.0])},
+        ...           {"W": jnp.array([[2.0]]), "b": jnp.array([0.5])}]
+        >>> x = jnp.array([0.5, 3.0])
+        >>> round(float(models.mlp(params, x, activation="linear")), 4)
+        1.5
+        >>> round(float(models.mlp(params, x)), 4)
+        1.4242
     """
     _check_activation(activation)
     act = ACTIVATIONS[activation]
@@ -164,6 +196,21 @@ class MLPLoss:
     ``y`` is a label in {-1, +1}. ``kappa`` (default 0) adds input curvature, as
     :class:`InputCurvature` does; it is an array leaf, so every κ — 0 included —
     shares one compiled program.
+
+    Example:
+        The network of :func:`mlp`'s example gives :math:`f(x) = 1.5` at
+        ``x = (0.5, 3)``: the softplus loss is :math:`\log(1 + e^{-1.5}) = 0.2014` at
+        y = +1, and κ = 1 subtracts :math:`\|x\|^2/2 = 4.625`.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import models
+        >>> params = [{"W": jnp.array([[1.0, 0.0]]), "b": jnp.array([0.0])},
+        ...           {"W": jnp.array([[2.0]]), "b": jnp.array([0.5])}]
+        >>> x = jnp.array([0.5, 3.0])
+        >>> round(float(models.MLPLoss("linear")(params, x, 1.0)), 4)
+        0.2014
+        >>> round(float(models.MLPLoss("linear", kappa=1.0)(params, x, 1.0)), 4)
+        -4.4236
     """
 
     activation: str = dataclasses.field(default="tanh", metadata=dict(static=True))
@@ -182,10 +229,21 @@ class MLPLoss:
 
 @dataclasses.dataclass(frozen=True)
 class LinearLoss:
-    r"""The linear model of SPEC §2 as a per-example loss: :math:`\ell(y(w\cdot x + b))`.
+    r"""The binary linear model as a per-example loss: :math:`\ell(y(w\cdot x + b))`.
 
     ``params = {"w": (d,), "b": ()}``. Its adversarial loss has the closed form of
-    :mod:`advlip.linear`, which the general machinery must reproduce.
+    docs/theory/closed-form.md (:mod:`advlip.linear`), which the general machinery must
+    reproduce.
+
+    Example:
+        Margin :math:`y(w\cdot x + b) = 0.6 + 0.4 = 1`, softplus loss
+        :math:`\log(1 + e^{-1}) = 0.3133`:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> round(float(models.LinearLoss()(params, jnp.array([2.0, 1.0]), 1.0)), 4)
+        0.3133
     """
 
     loss: str = "softplus"
@@ -204,7 +262,19 @@ class InputCurvature:
 
     With :math:`\kappa > \sup_x \lambda_{\max}(\nabla^2_{xx}\ell)` the inner maximisation is
     strictly concave, its maximiser unique, and interior when the ball is large
-    enough (SPEC G1). ``kappa`` is an array leaf: a new κ reuses the compiled code.
+    enough (docs/theory/gen-interior.md). ``kappa`` is an array leaf: a new κ reuses
+    the compiled code.
+
+    Example:
+        :class:`LinearLoss`'s example, 0.3133 at ``x = (2, 1)``, minus
+        :math:`\kappa\|x\|^2/2 = 5` for κ = 2:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import models
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> loss_fn = models.InputCurvature(models.LinearLoss(), kappa=2.0)
+        >>> round(float(loss_fn(params, jnp.array([2.0, 1.0]), 1.0)), 4)
+        -4.6867
     """
 
     base: Callable[..., jax.Array] = dataclasses.field(metadata=dict(static=True))
@@ -220,7 +290,7 @@ class InputCurvature:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class FlatnessLoss:
-    r"""The flatness family of SPEC G4, whose input curvature is the knob κ.
+    r"""The flatness family (docs/theory/gen-flatness.md), whose input curvature is the knob κ.
 
     :math:`\ell_\kappa(x, y; w, c) = y\,w\cdot x - \tfrac{\kappa}{2}\|x\|^2
     + \operatorname{softplus}(-yc)`.
@@ -228,6 +298,22 @@ class FlatnessLoss:
     ``params = {"w": (d,), "c": ()}``; ``kappa`` > 0 is the input curvature,
     :math:`\nabla^2_{xx}\ell_\kappa = -\kappa I`. The methods give the closed forms
     the check compares with: the maximiser, the total Hessian and its top eigenvalue.
+
+    Example:
+        κ = 2, w = (0.3, 0.4), c = 0: the interior maximiser is :math:`yw/\kappa`, the
+        c-block :math:`s(0) = \sigma(0)^2 = 0.25`, and :math:`\lambda_{\max} =
+        \max(1/\kappa, s) = 0.5`.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import models
+        >>> loss_fn = models.FlatnessLoss(kappa=2.0)
+        >>> params, y = {"w": jnp.array([0.3, 0.4]), "c": jnp.array(0.0)}, jnp.array([1.0, -1.0])
+        >>> np.round(np.asarray(loss_fn.maximiser(params, y), float), 4).tolist()
+        [[0.15, 0.2], [-0.15, -0.2]]
+        >>> np.round(np.diag(np.asarray(loss_fn.total_hessian(params, y), float)), 4).tolist()
+        [0.25, 0.5, 0.5]
+        >>> round(float(loss_fn.lambda_max(params, y)), 4)
+        0.5
     """
 
     kappa: jax.Array
@@ -272,7 +358,15 @@ mlp_margin_loss = MLPLoss("tanh")
 
 
 def init_flatness(key: jax.Array, d: int, *, w_norm: float = 0.25, c: float = 1.0) -> dict:
-    """Parameters of :class:`FlatnessLoss`: ``w`` random with ``‖w‖₂ = w_norm``, ``c`` given."""
+    """Parameters of :class:`FlatnessLoss`: ``w`` random with ``‖w‖₂ = w_norm``, ``c`` given.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import models
+        >>> params = models.init_flatness(jax.random.PRNGKey(0), 3, w_norm=0.25, c=1.0)
+        >>> params["w"].shape, round(float(jnp.linalg.norm(params["w"])), 4), float(params["c"])
+        ((3,), 0.25, 1.0)
+    """
     d = check_positive_int("d", d)
     w = _rng(key).standard_normal(d)
     return {"w": jnp.asarray(w_norm * w / np.linalg.norm(w)), "c": jnp.asarray(float(c))}

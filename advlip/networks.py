@@ -321,8 +321,8 @@ class ResNet:
     Example:
         >>> import jax, jax.numpy as jnp
         >>> params, loss_fn = resnet(jax.random.PRNGKey(0), blocks=(1, 2))
-        >>> [b.stride for b in loss_fn.apply.block_layout()]
-        [1, 2, 1]
+        >>> tuple(b.stride for b in loss_fn.apply.block_layout())
+        (1, 2, 1)
         >>> loss_fn.apply(params, jnp.ones((8, 8, 1))).shape
         (10,)
     """
@@ -426,9 +426,10 @@ def cnn(
     Example:
         >>> import jax, jax.numpy as jnp
         >>> params, loss_fn = cnn(jax.random.PRNGKey(0), (8, 8, 1), 10)
-        >>> [layer["w"].shape for layer in params["convs"]]
-        [(3, 3, 1, 8), (3, 3, 8, 16)]
-        >>> params["hidden"]["w"].shape  # 2 × 2 pixels × 16 channels after two poolings
+        >>> tuple(layer["w"].shape for layer in params["convs"])
+        ((3, 3, 1, 8), (3, 3, 8, 16))
+        >>> hidden = params["hidden"]
+        >>> hidden["w"].shape  # 2 × 2 pixels × 16 channels after two poolings
         (64, 32)
         >>> loss_fn(params, jnp.zeros((8, 8, 1)), 0).shape
         ()
@@ -482,9 +483,11 @@ def resnet(
     Example:
         >>> import jax
         >>> params, loss_fn = resnet(jax.random.PRNGKey(0), width=4, blocks=(1, 1))
-        >>> sorted(params["blocks"][1])  # stride 2 and 4 → 8 channels: a 1×1 shortcut
+        >>> blocks = params["blocks"]
+        >>> sorted(blocks[1])  # stride 2 and 4 → 8 channels: a 1×1 shortcut
         ['conv1', 'conv2', 'shortcut']
-        >>> params["head"]["w"].shape
+        >>> head = params["head"]
+        >>> head["w"].shape
         (8, 10)
     """
     rng = keys.numpy_rng(keys.check_key(key))

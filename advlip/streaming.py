@@ -164,6 +164,23 @@ class StreamedPoint:
     :meth:`hvp_error`, :meth:`gradient_error`, :meth:`summary`,
     :meth:`require_determined`. The dense Hessians (``blocks``) are not offered: they
     are P×P per example.
+
+    Example:
+        Five examples in batches of 2, 2 and 1:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import models, streaming
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X = jnp.array([[2.0, 1.0], [-2.0, -1.0], [2.0, 1.0], [-2.0, -1.0], [2.0, 1.0]])
+        >>> y = jnp.array([1.0, -1.0, 1.0, -1.0, 1.0])
+        >>> sp = streaming.linearize_batches(models.LinearLoss(), params, X, y, eps=2.0, p=2,
+        ...                                  batch_size=2, progress=False)
+        >>> sp  # doctest: +ELLIPSIS
+        StreamedPoint(n=5, batch_size=2, num_batches=3, dim=3, dtype=...)
+        >>> sp.batch_slices
+        (slice(0, 2, None), slice(2, 4, None), slice(4, 5, None))
+        >>> sp.all_determined, sp.cases[:2]
+        (True, ('l2_boundary', 'l2_boundary'))
     """
 
     _points: tuple  # per batch: an AdversarialPoint without its P-sized gradient
@@ -284,7 +301,7 @@ class StreamedPoint:
                 pt.require_determined()
             except adversarial.UndeterminedError as err:
                 msg = str(err)
-                k = msg.find("SPEC §3")
+                k = msg.find(adversarial.HYPOTHESES_START)
                 explanation = " " + msg[k:] if k >= 0 else ""
                 break
         raise adversarial.UndeterminedError(
@@ -745,6 +762,26 @@ def linearize_batches(
     never. Runs eagerly (not under ``jax.jit``). Returns a :class:`StreamedPoint`;
     nothing raises for undetermined examples here (see
     :meth:`StreamedPoint.require_determined`).
+
+    Example:
+        w = (0.3, 0.4) has ‖w‖ = 0.5; in the L2 ball of radius 2 every margin
+        :math:`y\,w\cdot x = 1` drops to 0, where ℓ = log 2 and ℓ' = −1/2
+        (docs/theory/closed-form.md). The batch-weighted gradient is the mean one:
+        :math:`\operatorname{mean}_i \ell' y_i = -0.1` for b (three labels +1, two −1)
+        and :math:`-\tfrac12(y_ix_i - \varepsilon w/\|w\|) = (-0.4, 0.3)` for w.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import models, streaming
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X = jnp.array([[2.0, 1.0], [-2.0, -1.0], [2.0, 1.0], [-2.0, -1.0], [2.0, 1.0]])
+        >>> y = jnp.array([1.0, -1.0, 1.0, -1.0, 1.0])
+        >>> sp = streaming.linearize_batches(models.LinearLoss(), params, X, y, eps=2.0, p=2,
+        ...                                  batch_size=2, progress=False)
+        >>> sp.num_batches, round(float(sp.loss()), 4)
+        (3, 0.6931)
+        >>> g = sp.grad()
+        >>> round(float(g["b"]), 4), tuple(round(float(v), 4) for v in g["w"])
+        (-0.1, (-0.4, 0.3))
     """
     from advlip import adversarial
 

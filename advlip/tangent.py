@@ -60,7 +60,18 @@ __all__ = ["TangentOperator", "project", "delta_error"]
 
 
 def project(face: Any, v: jax.Array) -> jax.Array:
-    """The tangent projector :math:`P` of one example's certificate applied to ``v`` (d,)."""
+    r"""The tangent projector :math:`P` of one example's certificate applied to ``v`` (d,).
+
+    Example:
+        On the unit L2 sphere at δ = (0.6, 0.8), P removes the normal component:
+        :math:`Pe_1 = e_1 - 0.6\,\delta = (0.64, -0.48)`.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import attacks, tangent
+        >>> c = attacks.kkt(jnp.array([0.6, 0.8]), jnp.array([3.0, 4.0]), eps=1.0, p=2)
+        >>> np.round(np.asarray(tangent.project(c, jnp.array([1.0, 0.0])), float), 4).tolist()
+        [0.64, -0.48]
+    """
     mv = face.mask * v
     return mv - face.normal * (face.normal @ mv)
 
@@ -77,9 +88,30 @@ class TangentOperator:
         ``mask``, ``normal``, ``mu`` and ``tangent_dim`` are read.
       hvp: ``w ↦ H w``, the Hessian of the loss in x at the point (matrix-free), or
       H: the dense (d, d) Hessian (symmetrised here). One of the two.
+
+    Example:
+        g = 3δ on the unit L2 sphere at δ = (0.6, 0.8), so μ = 3; with H = −I the
+        tangent curvature is μ + 1 = 4, and the solve divides a tangent vector by it.
+
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from advlip import attacks, tangent
+        >>> c = attacks.kkt(jnp.array([0.6, 0.8]), jnp.array([1.8, 2.4]), eps=1.0, p=2)
+        >>> op = tangent.TangentOperator(c, H=-jnp.eye(2))
+        >>> lo, hi, err = op.spectrum()
+        >>> round(float(lo), 4), round(float(hi), 4)
+        (4.0, 4.0)
+        >>> u = op.solve(jnp.array([0.8, -0.6]))  # a tangent vector: u = b / 4
+        >>> np.round(np.asarray(u, float), 4).tolist()
+        [0.2, -0.15]
     """
 
-    def __init__(self, face: Any, *, hvp: Callable[[jax.Array], jax.Array] | None = None, H=None):
+    def __init__(
+        self,
+        face: Any,
+        *,
+        hvp: Callable[[jax.Array], jax.Array] | None = None,
+        H: jax.Array | None = None,
+    ):
         if (hvp is None) == (H is None):
             raise ValueError("TangentOperator takes exactly one of hvp= or H=")
         self.face = face
@@ -231,6 +263,17 @@ def delta_error(residual: Any, curvature_lower: Any, tangent_dim: Any) -> Any:
     NumPy or JAX (also under ``jit``). The caller says what r covers (the computed
     residual plus the rounding of the gradient it came from, for a bound on the true
     distance).
+
+    Example:
+        A residual r = 0.001 on a face of curvature 0.5 is within r/0.5 = 0.002 of the
+        maximiser; a vertex (tangent dimension 0) does not move; without positive
+        curvature there is no bound.
+
+        >>> from advlip import tangent
+        >>> float(tangent.delta_error(1e-3, 0.5, 1)), float(tangent.delta_error(1e-3, 0.5, 0))
+        (0.002, 0.0)
+        >>> float(tangent.delta_error(1e-3, 0.0, 1))
+        inf
     """
     xp = jnp if any(isinstance(a, jax.Array) for a in (residual, curvature_lower)) else None
     if xp is None:

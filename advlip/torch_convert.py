@@ -56,6 +56,18 @@ class Step(NamedTuple):
     ``op`` names a JAX implementation with PyTorch's semantics; ``args`` and ``kwargs``
     are encoded references (to earlier values, parameters, constants) and literals;
     ``where`` says which layer of the module it came from, for error messages.
+
+    Example:
+        A ``Linear`` layer becomes one step that reads the input (node 0) and the
+        layer's two parameters by name:
+
+        >>> import torch
+        >>> from advlip import torch_convert
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Softplus())
+        >>> params, apply = torch_convert.convert(net, torch.zeros(2))
+        >>> step = apply.graph.steps[0]
+        >>> step.op, step.args, step.where
+        ('linear', (('n', 0), ('p', '0.weight'), ('p', '0.bias')), "module '0' of type Linear")
     """
 
     op: str
@@ -68,7 +80,21 @@ class Step(NamedTuple):
 class TorchGraph:
     """The static, hashable part of a translated module: its steps, its output and the
     number of dimensions of one input. Two modules of the same architecture (same layer
-    names, types and hyperparameters) give equal graphs, so they share compiled code."""
+    names, types and hyperparameters) give equal graphs, so they share compiled code.
+
+    Example:
+        Two networks of one architecture (different weights) give equal graphs:
+
+        >>> import torch
+        >>> from advlip import torch_convert
+        >>> def make():
+        ...     net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Softplus())
+        ...     return torch_convert.convert(net, torch.zeros(2))[1].graph
+        >>> _ = torch.manual_seed(0)
+        >>> g1, g2 = make(), make()
+        >>> g1 == g2, hash(g1) == hash(g2), g1.input_ndim, len(g1.steps)
+        (True, True, 1, 2)
+    """
 
     steps: tuple[Step, ...]
     output: tuple
@@ -95,8 +121,8 @@ class TorchApply:
         >>> _ = torch.manual_seed(0)
         >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Softplus())
         >>> params, apply = torch_convert.convert(net, torch.randn(2))
-        >>> [step.op for step in apply.graph.steps]
-        ['linear', 'softplus']
+        >>> tuple(step.op for step in apply.graph.steps)
+        ('linear', 'softplus')
     """
 
     graph: TorchGraph = dataclasses.field(metadata=dict(static=True))

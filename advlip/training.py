@@ -1,30 +1,32 @@
-r"""Adversarial training with optax, and the smoothness it meets on the way (SPEC §1–§5).
+r"""Adversarial training with optax, and the smoothness it meets on the way.
 
 Adversarial training minimises
 
 .. math:: L(\theta) = \operatorname{mean}_i \max_{\|\delta\|_p\le\varepsilon}
           \ell(x_i+\delta, y_i; \theta)
 
-with the Danskin gradient (SPEC G0)
+with the Danskin gradient (docs/theory/gen-danskin.md)
 :math:`\nabla L(\theta) = \operatorname{mean}_i \nabla_\theta \ell(x_i + \delta_i^*, y_i; \theta)`,
 fed to any optax optimiser: :math:`\theta_{t+1} = \theta_t + \mathrm{update}(\nabla L(\theta_t))`.
 Full batch, so every step sees the same objective and the gradient ratio between
-consecutive iterates (SPEC §1)
+consecutive iterates (docs/theory/index.md)
 
 .. math:: R_t = \frac{\|\nabla L(\theta_{t+1}) - \nabla L(\theta_t)\|}{\|\theta_{t+1} - \theta_t\|}
 
 is a lower bound on any smoothness constant of :math:`L` on the path. :func:`train` takes
 any problem with the members of :class:`TrainingProblem`; two are built in:
 
-* :class:`advlip.linear.LinearProblem` — the attack is the closed form of SPEC §2,
+* :class:`advlip.linear.LinearProblem` — the attack is the closed form of
+  docs/theory/closed-form.md,
   :math:`\delta^* = -y\varepsilon u(w)`; the loss, gradient, Hessian and robust accuracy
   (:math:`\tilde m_i = m_i - \varepsilon\|w\|_q > 0`) are exact. Along an L2 run every
-  :math:`R_t` must stay under LIN-L2's :math:`\beta(w_t, w_{t+1})`; along an L∞ run
+  :math:`R_t` must stay under LIN-L2's :math:`\beta(w_t, w_{t+1})`
+  (docs/theory/lin-l2.md); along an L∞ run
   :math:`R_t` stays under :math:`\ell''_{\max}((\max\|x\| + \varepsilon\sqrt d)^2 + [\text{bias}])`
   on every step whose segment crosses no kink hyperplane :math:`w_i = 0` (there
   :math:`\|w\|_1` is linear), and jumps by up to
   :math:`2\varepsilon|\overline{\ell'}|/\|\Delta\theta\|` on the steps that cross one
-  (LIN-LINF). Both are recorded step by step
+  (LIN-LINF, docs/theory/lin-linf.md). Both are recorded step by step
   (:meth:`advlip.linear.LinearProblem.path_bounds`).
 * :class:`MLPProblem` — a small MLP (:class:`advlip.models.MLPLoss`); the training attack is
   :func:`advlip.attacks.pgd` with ``mode="light"``: steepest-ascent steps
@@ -36,7 +38,7 @@ any problem with the members of :class:`TrainingProblem`; two are built in:
   robust accuracy can never exceed the training attack's. With ``certify=True`` each
   checkpoint also runs the certified :func:`advlip.attacks.pgd` from that δ and reads the
   top eigenvalue of the total and of the naive Hessian (δ held fixed) from
-  :mod:`advlip.adversarial` (SPEC G1–G3).
+  :mod:`advlip.adversarial` (docs/theory/general-models.md).
 
 Budgets of different norms are matched by :func:`matched_eps`:
 :math:`\varepsilon_p = \varepsilon_2 / d^{\max(0, 1/2 - 1/p)}`, the radius of the largest
@@ -119,6 +121,15 @@ def matched_eps(eps_l2: float, d: int, p: float) -> float:
     (:func:`advlip.norms.l2_radius`): :math:`B_p(\varepsilon_p)` is the largest Lp ball
     inside :math:`B_2(\varepsilon_2)`. p = 2 gives ``eps_l2``; p = ∞ gives
     :math:`\varepsilon_2/\sqrt d`; for p ≤ 2 the ball :math:`B_p(\varepsilon_2)` lies inside.
+
+    Example:
+        In :math:`\mathbb{R}^4` the L∞ ball inside the unit L2 ball has radius
+        :math:`1/\sqrt 4`:
+
+        >>> import math
+        >>> from advlip import training
+        >>> training.matched_eps(1.0, 4, math.inf), training.matched_eps(1.0, 4, 2)
+        (0.5, 1.0)
     """
     p = check_p(p)
     check_eps(eps_l2, "eps_l2")
@@ -132,6 +143,19 @@ def make_optimizer(name: str, learning_rate: float, *, momentum: float = 0.9):
 
     Cached: the same ``(name, learning_rate)`` returns the same object, so the
     compiled training step is reused across runs.
+
+    Example:
+        One SGD step of size 0.1 from θ = 1 along the gradient 2:
+
+        >>> import jax.numpy as jnp, optax
+        >>> from advlip import training
+        >>> opt = training.make_optimizer("sgd", 0.1)
+        >>> opt is training.make_optimizer("sgd", 0.1)
+        True
+        >>> theta = jnp.array([1.0])
+        >>> updates, _ = opt.update(jnp.array([2.0]), opt.init(theta), theta)
+        >>> round(float(optax.apply_updates(theta, updates)[0]), 4)
+        0.8
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer={name!r} is not known; allowed: {list(OPTIMIZERS)}")
@@ -166,10 +190,23 @@ class TrainingProblem(Protocol):
     over instead (one compilation per problem and run).
 
     Attributes:
-      X, y: the training data, (n, d) and (n,) labels ±1.
-      eps, p: the threat model :math:`B_p(\varepsilon)`.
+      X: the training inputs, (n, d).
+      y: their labels ±1, (n,).
+      eps: the radius ε of the threat model :math:`B_p(\varepsilon)`.
+      p: its norm.
       kind: a short name of the model family, written into the history (``"linear"``).
       attack_steps: steps of the training attack (0 for an exact one).
+
+    Example:
+        A structural check: the built-in problems qualify, an arbitrary object does not.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import training
+        >>> from advlip.linear import LinearProblem
+        >>> prob = LinearProblem(X=jnp.eye(2), y=jnp.array([1.0, -1.0]), eps=0.1, p=2.0)
+        >>> Problem = training.TrainingProblem
+        >>> isinstance(prob, Problem), isinstance(object(), Problem)
+        (True, False)
     """
 
     X: Any
@@ -273,7 +310,8 @@ _mlp_margins_jit = jax.jit(_mlp_margins, static_argnums=0)
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False)
 class MLPProblem:
-    r"""A binary dataset, a threat model and a small MLP: the adversarial loss of SPEC §3.
+    r"""A binary dataset, a threat model and a small MLP: the adversarial loss of
+    docs/theory/general-models.md.
 
     ``loss_fn`` is :class:`advlip.models.MLPLoss` ``(activation, loss)``; the network is
     ``d → widths… → 1`` (:func:`advlip.models.init_mlp`). ``attack_steps`` is the number
@@ -282,6 +320,21 @@ class MLPProblem:
     :class:`TrainingProblem`. A pytree: ``X``, ``y``, ``eps`` and ``attack_steps`` are its
     leaves (traced under ``jit``: one compilation serves every ε and step count), ``p``,
     ``widths``, ``activation`` and ``loss`` static.
+
+    Example:
+        A ``2 → 3 → 1`` tanh network; the training attack can only lower the accuracy:
+
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import training
+        >>> X = jnp.array([[2.0, 1.0], [-2.0, -1.0], [0.5, -1.0], [-0.5, 1.0]])
+        >>> y = jnp.array([1.0, -1.0, 1.0, -1.0])
+        >>> prob = training.MLPProblem(X, y, eps=0.1, p=2.0, widths=(3,), attack_steps=5)
+        >>> params = prob.init(jax.random.PRNGKey(0))
+        >>> jax.tree.map(jnp.shape, params)
+        [{'W': (3, 2), 'b': (3,)}, {'W': (1, 3), 'b': (1,)}]
+        >>> L, grad, clean, robust = prob.evaluate(params, X, y)
+        >>> bool(robust <= clean), jax.tree.structure(grad) == jax.tree.structure(params)
+        (True, True)
     """
 
     X: Any
@@ -363,7 +416,7 @@ class MLPProblem:
         r"""``(L, ∇L, clean accuracy, robust accuracy)`` on ``(X, y)`` under the training attack.
 
         :math:`L` is the mean loss at the attack's δ (a lower bound on the max), :math:`\nabla L`
-        Danskin's gradient there, δ held fixed (SPEC G0). Traceable.
+        Danskin's gradient there, δ held fixed (docs/theory/gen-danskin.md). Traceable.
         """
         lf = self.loss_fn
         delta = lax.stop_gradient(self.attack(params, X, y).delta)
@@ -475,7 +528,20 @@ class MLPProblem:
 
 
 class StrongResult(NamedTuple):
-    """The strong attack's worst case per example and how it was found."""
+    """The strong attack's worst case per example and how it was found.
+
+    Example:
+        ``delta`` (n, d), ``loss`` (n,) and ``source`` (n,), from :func:`strong_attack`:
+
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import models, training
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> res = training.strong_attack(models.LinearLoss(), params, X, y, eps=2.0, p=2.0,
+        ...                              steps=10, restarts=2, key=jax.random.PRNGKey(0))
+        >>> res.delta.shape, res.loss.shape, res.source.shape
+        ((2, 2), (2,), (2,))
+    """
 
     delta: jax.Array  # (n, d)
     loss: np.ndarray  # (n,)
@@ -504,6 +570,22 @@ def strong_attack(
     ``PRNGKey(0)``). The candidate of largest loss wins, so the strong attack's loss is ≥
     the training attack's on every example: for a decreasing margin loss its margin is ≤,
     and its robust accuracy ≤.
+
+    Example:
+        For a linear model under the L2 ball every run ends at the maximiser
+        :math:`\delta^* = -y\varepsilon w/\|w\| = \mp(1.2, 1.6)`, where both margins are 0
+        and the softplus loss is log 2 (docs/theory/closed-form.md):
+
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> from advlip import models, training
+        >>> params = {"w": jnp.array([0.3, 0.4]), "b": jnp.array(0.0)}
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> res = training.strong_attack(models.LinearLoss(), params, X, y, eps=2.0, p=2.0,
+        ...                              steps=10, restarts=2, key=jax.random.PRNGKey(0))
+        >>> np.round(np.asarray(res.delta, float), 4).tolist()
+        [[-1.2, -1.6], [1.2, 1.6]]
+        >>> tuple(round(float(v), 4) for v in res.loss)
+        (0.6931, 0.6931)
     """
     key = jax.random.PRNGKey(0) if key is None else keys.check_key(key)
     restarts = check_positive_int("restarts", restarts, minimum=0)
@@ -543,20 +625,55 @@ def _check_problem(problem: Any) -> None:
 
 def adversarial_loss(problem: TrainingProblem, params: Any) -> jax.Array:
     r""":math:`L(\theta)` with the problem's training attack on its own data: the closed form
-    (linear, exact) or ``problem.attack_steps`` light PGD steps (MLP, a lower bound on the max)."""
+    (linear, exact) or ``problem.attack_steps`` light PGD steps (MLP, a lower bound on the max).
+
+    Example:
+        A linear problem whose margins :math:`y\,w\cdot x` are both 1 at
+        w = (0.3, 0.4), where ε‖w‖ = 2 · 0.5 = 1: under attack every margin is 0
+        (docs/theory/closed-form.md).
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import training
+        >>> from advlip.linear import LinearProblem
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> prob = LinearProblem(X=X, y=y, eps=2.0, p=2.0)
+        >>> round(float(training.adversarial_loss(prob, jnp.array([0.3, 0.4]))), 4)  # log 2
+        0.6931
+    """
     _check_problem(problem)
     params = jax.tree.map(jnp.asarray, params)
     return _compiled(problem, _loss)(params, problem.X, problem.y)
 
 
 def ravel(params: Any) -> np.ndarray:
-    """The parameters as one flat NumPy vector (``jax.flatten_util.ravel_pytree`` order)."""
+    """The parameters as one flat NumPy vector (``jax.flatten_util.ravel_pytree`` order).
+
+    Example:
+        Dict keys in sorted order: ``b`` before ``w``.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import training
+        >>> training.ravel({"w": jnp.array([1.0, 2.0]), "b": jnp.array(3.0)}).tolist()
+        [3.0, 1.0, 2.0]
+    """
     return np.concatenate([np.ravel(np.asarray(leaf)) for leaf in jax.tree.leaves(params)])
 
 
 def unravel_mlp(flat: ArrayLike, d: int, widths: tuple[int, ...]) -> list[dict[str, Any]]:
     """Inverse of :func:`ravel` for :func:`advlip.models.init_mlp`'s pytree ``d → widths → 1``:
-    layer by layer, ``W`` (out, in) then ``b`` (out,) (dict keys in sorted order). Traceable."""
+    layer by layer, ``W`` (out, in) then ``b`` (out,) (dict keys in sorted order). Traceable.
+
+    Example:
+        ``2 → 3 → 1`` has 2·3 + 3 + 3·1 + 1 = 13 parameters, and the round trip is exact:
+
+        >>> import jax, jax.numpy as jnp
+        >>> from advlip import models, training
+        >>> params = models.init_mlp(jax.random.PRNGKey(0), 2, (3,))
+        >>> flat = training.ravel(params)
+        >>> back = training.unravel_mlp(flat, 2, (3,))
+        >>> flat.shape, bool(jnp.all(training.ravel(back) == flat))
+        ((13,), True)
+    """
     sizes = [d, *widths, 1]
     out, k = [], 0
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
@@ -570,10 +687,25 @@ def unravel_mlp(flat: ArrayLike, d: int, widths: tuple[int, ...]) -> list[dict[s
 
 
 def adversarial_loss_many(problem: TrainingProblem, thetas: ArrayLike) -> jax.Array:
-    """:func:`adversarial_loss` at every row of ``thetas`` (K, P), flat parameters
+    r""":func:`adversarial_loss` at every row of ``thetas`` (K, P), flat parameters
     (:func:`ravel` order, that of ``problem.init``'s pytree), in one compiled program: for
     loss-landscape slices. The rows are evaluated one after another (``lax.map``), so
-    memory stays that of one evaluation."""
+    memory stays that of one evaluation.
+
+    Example:
+        :func:`adversarial_loss`'s problem: w = (0.3, 0.4) gives log 2; the orthogonal
+        w = (0.4, −0.3), also of norm 0.5, has margins 0.5, lowered to −0.5 by the
+        attack: :math:`\log(1 + e^{0.5}) = 0.9741`.
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import training
+        >>> from advlip.linear import LinearProblem
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> prob = LinearProblem(X=X, y=y, eps=2.0, p=2.0)
+        >>> L = training.adversarial_loss_many(prob, jnp.array([[0.3, 0.4], [0.4, -0.3]]))
+        >>> tuple(round(float(v), 4) for v in L)
+        (0.6931, 0.9741)
+    """
     _check_problem(problem)
     template = problem.init(jax.random.PRNGKey(0))  # the pytree structure of the parameters
     size = int(ravel_pytree(template)[0].size)
@@ -592,8 +724,24 @@ def danskin_grad_fn(problem: TrainingProblem) -> Callable[..., Any]:
     :func:`advlip.entropy_sgd.entropy_sgd` (its SGLD inner loop): :func:`train` passes
     ``batch=(X, y)`` to every ``update``, so the data are arguments, not constants
     baked into the compiled step. It is ``problem.evaluate(params, X, y)[1]``: the closed
-    form for a linear problem (SPEC §2), Danskin's gradient at the training attack's δ
-    for an MLP (SPEC G0).
+    form for a linear problem (docs/theory/closed-form.md), Danskin's gradient at the
+    training attack's δ for an MLP (docs/theory/gen-danskin.md).
+
+    Example:
+        A linear problem whose margins :math:`y\,w\cdot x` are both 1 at
+        w = (0.3, 0.4), where ε‖w‖ = 2 · 0.5 = 1: under attack every margin is 0, where
+        :math:`\ell' = -1/2`, so the gradient is
+        :math:`-\tfrac12\operatorname{mean}_i(y_i x_i - \varepsilon w/\|w\|) = (-0.4, 0.3)`
+        (docs/theory/closed-form.md).
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import training
+        >>> from advlip.linear import LinearProblem
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> prob = LinearProblem(X=X, y=y, eps=2.0, p=2.0)
+        >>> grad_fn = training.danskin_grad_fn(prob)
+        >>> tuple(round(float(g), 4) for g in grad_fn(jnp.array([0.3, 0.4]), X, y))
+        (-0.4, 0.3)
     """
     _check_problem(problem)
     return lambda params, X, y: problem.evaluate(params, X, y)[1]
@@ -603,7 +751,14 @@ def danskin_grad_fn(problem: TrainingProblem) -> Callable[..., Any]:
 
 
 def json_safe(x: Any) -> Any:
-    """Plain JSON values: arrays to lists, non-finite floats to ``"nan"``, ``"inf"``, ``"-inf"``."""
+    """Plain JSON values: arrays to lists, non-finite floats to ``"nan"``, ``"inf"``, ``"-inf"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from advlip import training
+        >>> training.json_safe({"a": np.array([1.0, np.nan]), "b": (np.inf, 2)})
+        {'a': [1.0, 'nan'], 'b': ['inf', 2]}
+    """
     if isinstance(x, dict):
         return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
@@ -653,6 +808,23 @@ class TrainingHistory:
     ``direction_ratio`` (length T − 1, when :func:`train` got a ``direction_fn``): the
     ratio of the directions the optimiser followed at consecutive iterates. ``key``: the
     bits of the run's JAX key (``jax.random.key_data``; ``[0, N]`` for ``PRNGKey(N)``).
+
+    Example:
+        T = 5 steps: T + 1 iterates, T ratios, and checkpoints every ``T // 4`` steps:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import training
+        >>> from advlip.linear import LinearProblem
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> prob = LinearProblem(X=X, y=y, eps=2.0, p=2.0)
+        >>> hist = training.train(prob, optimizer="sgd", learning_rate=0.5, steps=5)
+        >>> len(hist.loss), len(hist.grad_ratio), hist.steps, hist.checkpoint_step.tolist()
+        (6, 5, 5, [0, 1, 2, 3, 4, 5])
+        >>> import json  # to_dict is strict JSON: non-finite floats become strings
+        >>> record = json.loads(json.dumps(hist.to_dict(), allow_nan=False))
+        >>> near_zero = record["near_zero"]
+        >>> near_zero[0]  # NaN at t = 0
+        'nan'
     """
 
     kind: str
@@ -761,7 +933,8 @@ def train(
       track_every: checkpoint spacing (default T/4; the first and last iterate always;
         0: no checkpoints).
       eval_data: (X, y) for the checkpoint accuracies (default the training set).
-      strong_steps, strong_restarts: the strong attack of MLP checkpoints (:func:`strong_attack`).
+      strong_steps: steps of the strong attack of MLP checkpoints (:func:`strong_attack`).
+      strong_restarts: its random restarts.
       certify: MLP only — at every checkpoint run the certified :func:`advlip.attacks.pgd`
         from the strong δ and compute the top eigenvalue of the total and naive Hessians
         (:meth:`advlip.adversarial.AdversarialPoint.top_eigenvalue`, Lanczos).
@@ -773,6 +946,22 @@ def train(
 
     The gradient ratio of step t needs :math:`\nabla L(\theta_{t+1})`, the gradient the
     next step uses anyway, so tracking costs one extra gradient per run.
+
+    Returns:
+      The :class:`TrainingHistory` of the run.
+
+    Example:
+        Along an L2 run of a linear model every gradient ratio stays under LIN-L2's
+        bound (docs/theory/lin-l2.md), up to the ratio's own rounding error:
+
+        >>> import jax.numpy as jnp
+        >>> from advlip import training
+        >>> from advlip.linear import LinearProblem
+        >>> X, y = jnp.array([[2.0, 1.0], [-2.0, -1.0]]), jnp.array([1.0, -1.0])
+        >>> prob = LinearProblem(X=X, y=y, eps=2.0, p=2.0)
+        >>> hist = training.train(prob, optimizer="sgd", learning_rate=0.5, steps=5)
+        >>> bool(jnp.all(hist.grad_ratio <= hist.ratio_bound + hist.ratio_error))
+        True
     """
     _check_problem(problem)
     key = jax.random.PRNGKey(0) if key is None else keys.check_key(key)
