@@ -178,7 +178,7 @@ def _batched_fd(pt: adversarial.AdversarialPoint, h: float):
 
 
 def _implicit(pt: adversarial.AdversarialPoint):
-    """The implicit route of :meth:`AdversarialPoint.blocks` and ``total_hessian``, its
+    """The implicit route of :meth:`AdversarialPoint.blocks` (``total_hessian(method="blocks")``), its
     compiled work: per-example dense blocks (``jax.hessian`` in (θ, x)), the d×d solve, the
     per-example total Hessians (n, P, P) and their |terms| for the error bound, averaged."""
     dyn, static = adversarial.partition(pt.loss_fn)
@@ -252,9 +252,9 @@ def _dense_case(name, pt, exact, quick, *, products=False):
     t_fd = timeit(fd, repeat=3 if quick else 5)
     ratio = t_fd / t_impl
     route = (
-        "P total HVPs, tangent factorised (pt.matvec(solver='dense'))"
+        "P total HVPs, tangent factorised (total_hessian; pt.matvec(solver='dense'))"
         if products
-        else "per-example blocks (pt.blocks(), total_hessian)"
+        else "per-example blocks with their error bounds (pt.blocks())"
     )
     if products:
         extra["products_vs_blocks_max_diff"] = gap

@@ -151,8 +151,12 @@ def test_status_and_reasons_map_to_global_rows():
     np.testing.assert_array_equal(sp.determined, pt.determined)
     with pytest.raises(
         adversarial.UndeterminedError, match=r"2 of 6 example.*example 1: .*example 5: "
-    ):
+    ) as err:
         sp.require_determined()
+    # the streamed message carries the one-batch explanation of the hypotheses (found by
+    # its opening words: if that marker stopped matching, the explanation would vanish)
+    assert adversarial.HYPOTHESES_START in str(err.value)
+    assert str(err.value).count(adversarial.HYPOTHESES_START) == 1
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "4", None])

@@ -99,3 +99,18 @@ def test_checks_replay_from_their_seed():
     assert a.figures == b.figures and a.worst == b.worst
     c = TL.check_lin_l1(CheckConfig(seed=4, quick=True))
     assert c.worst != a.worst and c.verdict == "holds"
+
+
+def test_registry_order_does_not_depend_on_import_order():
+    # a program that imports the general family first still lists (and runs) the linear
+    # results first: `verify --list`, the verify table and its JSON keep one order
+    from fresh import run_python
+
+    code = (
+        "import advlip.theorems.general, advlip.theorems.smoothing\n"
+        "from advlip import theorems; print(' '.join(theorems.ids()))"
+    )
+    proc = run_python(["-c", code], x64=True)
+    assert proc.returncode == 0, proc.stderr
+    got = proc.stdout.split()
+    assert got[:6] == LINEAR_IDS and got[-1] == "ENTROPY-SMOOTH", got

@@ -290,8 +290,9 @@ def get(result_id: str) -> Result:
 
 
 def all_results() -> list[Result]:
-    """Every registered result, in registration order (what ``advlip verify`` runs; each
-    family module registers its results when it is first imported).
+    """Every registered result, family by family (:data:`FAMILIES`; within a family in
+    registration order): what ``advlip verify`` runs, in the same order whichever family
+    module was imported first.
 
     Example:
         >>> from advlip import theorems
@@ -299,12 +300,11 @@ def all_results() -> list[Result]:
         ['general', 'linear', 'smoothing']
     """
     _load_all()
-    return list(_REGISTRY.values())
+    return _ordered()
 
 
 def ids() -> list[str]:
-    """The ids of every registered result, in registration order (each family module
-    registers its results when it is first imported).
+    """The ids of every registered result, in the order of :func:`all_results`.
 
     Example:
         >>> from advlip import theorems
@@ -314,14 +314,24 @@ def ids() -> list[str]:
         True
     """
     _load_all()
-    return list(_REGISTRY)
+    return [r.id for r in _ordered()]
+
+
+#: The families, in the order results are listed and run (within a family: the order the
+#: module registers them), whichever module a program happened to import first.
+FAMILIES = ("linear", "general", "smoothing")
+
+
+def _ordered() -> list[Result]:
+    rank = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(_REGISTRY.values(), key=lambda r: rank.get(r.family, len(FAMILIES)))
 
 
 def _load_all() -> None:
     # Each family module registers its results on import.
     import importlib
 
-    for family in ("linear", "general", "smoothing"):
+    for family in FAMILIES:
         try:
             importlib.import_module(f"advlip.theorems.{family}")
         except ModuleNotFoundError as err:
