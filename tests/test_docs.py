@@ -181,7 +181,9 @@ def test_griffe_extension_turns_rest_into_markdown():
     shown = ext._math_blocks(text)
     assert "$$\na = b\n+ c\n$$" in shown and ".. math::" not in shown
     # on a loaded package: roles resolve to cross-references or fall back to code
-    pkg = griffe.load("advlip", search_paths=[str(ROOT)], extensions=griffe.load_extensions(ext.RestRoles))
+    pkg = griffe.load(
+        "advlip", search_paths=[str(ROOT)], extensions=griffe.load_extensions(ext.RestRoles)
+    )
     doc = pkg["adversarial"].docstring.value
     assert ":math:`" not in doc and ":func:`" not in doc
     assert "[`advlip.attacks.pgd`][advlip.attacks.pgd]" in doc

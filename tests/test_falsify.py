@@ -47,7 +47,9 @@ def test_lin_l2_true_bound_is_never_refuted(eps, r, seed):
 def test_lin_linf_additive_bound_is_never_refuted(eps, seed):
     prob = LinearProblem(X=X, y=Y, eps=eps, p=math.inf)
     sd = math.sqrt(prob.d)
-    beta = 0.25 * (prob.x_norm_max + eps * sd) ** 2  # LIN-LINF (docs/theory/lin-linf.md), softplus constants
+    beta = (
+        0.25 * (prob.x_norm_max + eps * sd) ** 2
+    )  # LIN-LINF (docs/theory/lin-linf.md), softplus constants
     alpha = 2 * eps * sd * 1.0
     v = falsify_smoothness(
         prob.grad,

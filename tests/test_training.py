@@ -214,7 +214,9 @@ def test_first_gradient_ratio_matches_an_independent_recomputation(l2_run):
 
 def test_lambda_max_at_the_last_checkpoint_is_the_top_eigenvalue_of_the_closed_form_hessian(l2_run):
     prob, h = l2_run
-    H = np.asarray(prob.hessian(jnp.asarray(h.final_params)))  # advlip.linear (docs/theory/closed-form.md)
+    H = np.asarray(
+        prob.hessian(jnp.asarray(h.final_params))
+    )  # advlip.linear (docs/theory/closed-form.md)
     top = float(np.linalg.eigvalsh(H)[-1])
     assert abs(h.lambda_max_total[-1] - top) <= 2 * h.lambda_error[-1]
     # under L2 the curvature term −ε mean ℓ' (I − ŵŵᵀ)/‖w‖ is PSD: total ⪰ naive
