@@ -100,11 +100,22 @@ def _break_at(line: Sequence[str], width: int) -> int:
     k = 1
     while k < len(line) - 1 and _joined(line[: k + 1]) <= width:
         k += 1
+    # keep a relation with its operands ("w = 0", "R ≤ β"): break beside an operator only
+    # where no earlier break on the line avoids it
+    j = k
+    while j > 1 and (line[j - 1] in _OPERATORS or line[j] in _OPERATORS):
+        j -= 1
+    if not (line[j - 1] in _OPERATORS or line[j] in _OPERATORS):
+        k = j
     for punct in (";", ","):
         for j in range(k, 0, -1):
             if line[j - 1].endswith(punct) and _joined(line[:j]) >= width // 2:
                 return j
     return k
+
+
+#: Tokens a line never starts or ends with when it can be avoided: a formula stays whole.
+_OPERATORS = frozenset("= ≤ ≥ < > ≈ → − + × · ⇒ ∈ ⪯".split())
 
 
 def _wrap(text: str, width: int, first_width: int | None = None) -> list[str]:

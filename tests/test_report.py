@@ -226,3 +226,13 @@ def test_the_table_of_a_real_quick_run_fits_80_and_100_columns(tmp_path, monkeyp
         for r in doc["results"]:
             assert not Counter(r["figure"].split()) - words, (r["figure"], out)
         assert "docs/theory/<id>.md" in out and "docs/theory/index.md" in out
+
+
+def test_a_relation_is_not_split_at_its_operator_when_it_can_be_avoided():
+    # an 18-character free column: the longest prefix that fits is "is not smooth at w",
+    # which would leave "= 0" to start the next line; the break moves before "w"
+    lines = report.text_table(
+        ("id", "title"), [("X", "is not smooth at w = 0")], wrap=(1,), width=22
+    ).splitlines()
+    body = [line[4:].strip() for line in lines[2:]]
+    assert body == ["is not smooth at", "w = 0"], body
