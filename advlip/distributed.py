@@ -157,6 +157,7 @@ class DistributedPoint:
     weight: float
     args: tuple  # the global (stacked per process) arguments of the streamed product
     solver: str  # "dense" (factorised tangent solves held in args) or "cg"
+    static: tuple  # the product's static half: (the loss's static part, ravel spec, CG steps)
     #: the spectrum programs take the point itself as their (pytree) operand
     is_operand = True
 
@@ -251,7 +252,7 @@ class DistributedPoint:
         program on every process (``shard_map`` over the processes, ``psum``)."""
         streaming._check_choice("hessian", hessian, ("total", "naive"))
         solver = self._solver(solver)
-        static, spec, cg_maxiter = self.local_static
+        static, spec, cg_maxiter = self.static
         mesh = self.mesh
         dt = self.dtype
 
@@ -278,12 +279,6 @@ class DistributedPoint:
             )(dyn, params, full, last, w_full, w_last, v)
 
         return mv
-
-    @property
-    def local_static(self) -> tuple:
-        """The static half of the product: (the loss's static part, ravel spec, CG steps)."""
-        static, _, spec, *_ = self.local._stream_args()
-        return static, spec, self.local._points[0].cg_maxiter
 
     def total_hvp(self, v: Any) -> Any:
         r""":math:`\nabla^2 L\, v` over every row; ``v`` a pytree like ``params`` or flat."""
@@ -422,7 +417,10 @@ def linearize(
         ),
     )
     args = (dyn, params_, *stacked)
-    return DistributedPoint(local=local, mesh=mesh, n=n, weight=weight, args=args, solver=solver)
+    static_half = (static, spec, local._points[0].cg_maxiter)
+    return DistributedPoint(
+        local=local, mesh=mesh, n=n, weight=weight, args=args, solver=solver, static=static_half
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("hessian", "solver"))
@@ -433,13 +431,13 @@ def _apply(point: DistributedPoint, v: jax.Array, *, hessian: str, solver: str) 
 
 
 def _flatten(pt: DistributedPoint):
-    return (pt.args,), (pt.local, pt.mesh, pt.n, pt.weight, pt.solver)
+    return (pt.args,), (pt.local, pt.mesh, pt.n, pt.weight, pt.solver, pt.static)
 
 
 def _unflatten(aux, children) -> DistributedPoint:
-    local, mesh, n, weight, solver = aux
+    local, mesh, n, weight, solver, static = aux
     return DistributedPoint(
-        local=local, mesh=mesh, n=n, weight=weight, args=children[0], solver=solver
+        local=local, mesh=mesh, n=n, weight=weight, args=children[0], solver=solver, static=static
     )
 
 
