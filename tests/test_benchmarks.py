@@ -78,18 +78,21 @@ def test_pair_sweep_counts_are_lower_bounds_of_the_compiled_work():
 
     sweep = importlib.import_module("bench_pair_sweep")
     n_pairs, d = 32, 64
-    X, y = data.synthetic(jax.random.PRNGKey(0), n=sweep.N_EXAMPLES, d=d)
-    prob = LinearProblem(X=X, y=y, eps=sweep.EPS, p=2.0)
     t1, t2 = smoothness.sample_pairs(np.random.default_rng(0), n_pairs, d)
-    f = jax.jit(
-        lambda a, b: smoothness.pair_ratios(LinearProblem.grad, a, b, args=(prob,), shard=False)[0]
-    )
-    cost = f.lower(t1, t2).compile().cost_analysis()
-    nbytes, flops = sweep.sweep_counts(n_pairs, d)
-    # the inputs t1, t2 alone are 2·N·d float64s: the count is at least that, and no more
-    # than XLA's count of what the program touches
-    assert 16 * n_pairs * d <= nbytes <= cost["bytes accessed"]
-    assert 0 < flops <= cost["flops"]
+    for n in sweep.EXAMPLES:  # both sizes the benchmark runs
+        X, y = data.synthetic(jax.random.PRNGKey(0), n=n, d=d)
+        prob = LinearProblem(X=X, y=y, eps=sweep.EPS, p=2.0)
+        f = jax.jit(
+            lambda a, b, prob=prob: smoothness.pair_ratios(
+                LinearProblem.grad, a, b, args=(prob,), shard=False
+            )[0]
+        )
+        cost = f.lower(t1, t2).compile().cost_analysis()
+        nbytes, flops = sweep.sweep_counts(n_pairs, d, n)
+        # the inputs t1, t2 alone are 2·N·d float64s: the count is at least that, and no more
+        # than XLA's count of what the program touches
+        assert 16 * n_pairs * d <= nbytes <= cost["bytes accessed"], n
+        assert 0 < flops <= cost["flops"], n
 
 
 def _row_names(rows):
