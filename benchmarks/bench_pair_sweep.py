@@ -264,8 +264,7 @@ def run(quick: bool) -> list[dict]:
         big_n = [r for r in rows if r["d"] >= BIG_D and r["examples"] == n]
         w = min(big_n, key=lambda r: r["roofline_fraction"])
         below = (
-            f"; below d = {BIG_D} (no target: per-call overhead exceeds the roofline time): "
-            f"{small}"
+            f"; below d = {BIG_D} (no target: per-call overhead exceeds the roofline time): {small}"
             if n == N_EXAMPLES
             else ""
         )

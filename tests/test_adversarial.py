@@ -307,13 +307,6 @@ def test_switching_surface_is_undetermined():
     assert "second-order condition fails" in str(rec[0].message)
 
 
-def test_docstring_examples_run():
-    import doctest
-
-    result = doctest.testmod(adversarial, raise_on_error=False)
-    assert result.failed == 0 and result.attempted > 0, result
-
-
 def test_total_hvp_under_jit_is_nan_where_undetermined():
     """Under jax.jit nothing can be raised: a strict result is NaN where not determined."""
     loss, params, X, y = _reference()

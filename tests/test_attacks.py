@@ -263,14 +263,6 @@ def test_matrix_free_and_dense_solvers_agree():
     assert np.allclose(np.asarray(a.tangent_min), np.asarray(b.tangent_min), atol=1e-10)
 
 
-def test_docstring_examples_run():
-    import doctest
-
-    for mod in (attacks, models):
-        result = doctest.testmod(mod, raise_on_error=False)
-        assert result.failed == 0 and result.attempted > 0, (mod.__name__, result)
-
-
 def test_structured_starts_screen_and_refine():
     """The screen's best points are refined as extra starts and the winner is never below
     a single local start; ``beaten`` compares the winner with every screened value."""

@@ -9,7 +9,6 @@ data, every line is named (plots.figure_problems, itself tested on bad figures h
 """
 
 import copy
-import doctest
 import json
 import math
 import re
@@ -309,11 +308,6 @@ def test_cli_runs_an_experiment_and_writes_its_json(tmp_path, capsys):
     doc = _strict((tmp_path / "phase-diagram.json").read_text())
     assert doc["replay"] == f"advlip experiment phase-diagram --out {tmp_path} --seed 0 --quick"
     assert (tmp_path / "phase-diagram.png").exists()
-
-
-def test_experiments_doctest():
-    result = doctest.testmod(experiments)
-    assert result.attempted >= 1 and result.failed == 0
 
 
 # --------------------------------------------------------------------------- figures

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -362,9 +361,3 @@ def test_public_names():
         "exact_kink",
         "exact_tie",
     }
-
-
-def test_module_docstring_example_runs():
-    result = doctest.testmod(strategies, raise_on_error=False)
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -6,7 +6,6 @@ the loss definitions, so agreement at random points checks both. Tolerances are
 float64 error bounds, ``tolerance.gamma(k) * Σ|terms|`` with ``k`` counted below.
 """
 
-import doctest
 import math
 import re
 
@@ -439,9 +438,3 @@ def test_lambdified_rejects_wrong_shapes(compiled):
     f_val = compiled[2.0, "softplus"][0]
     with pytest.raises(ValueError, match=re.escape("Shape mismatch")):
         f_val(np.ones(D + 1), np.ones(D), 1.0, 0.0, 0.1)
-
-
-def test_module_docstring_examples_run():
-    result = doctest.testmod(symbolic, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 5
-    assert result.failed == 0
