@@ -84,7 +84,7 @@ class NonDifferentiableError(ValueError):
 
 
 # The margins are written ``w @ X.T``, not ``X @ w``: under ``vmap`` over many w (pair sweeps,
-# searches) XLA:CPU then runs one (K, d)·(d, n) product with K rows, 1.3-1.6x faster than the
+# searches) XLA:CPU then runs one (K, d)·(d, n) product with K rows, about 1.3x faster than the
 # (n, d)·(d, K) orientation (benchmarks/NOTES.md). Same numbers: each margin is one dot product.
 def _margins(w, X, y, b, eps, q):
     X2 = jnp.atleast_2d(X)

@@ -18,8 +18,8 @@ For each size the sweep must read both weight arrays, the data and the labels an
 the ratios: ``bytes = 8·(2Nd + nd + n + N)``; and do at least, per pair, two gradients (two
 n×d matrix-vector products, ‖w‖ and the ε-term: 4nd + 4d flops each), the differences and
 their norms (6d): ``flops = N·(8nd + 14d)``. The roofline time is
-``max(bytes / bandwidth, flops / peak)``: no implementation of the sweep can take less on
-this machine. The fraction reached is ``roofline time / measured time``; target ≥ 0.5 at
+``max(bytes / bandwidth, flops / peak)``: no implementation that forms both gradients of
+every pair can take less on this machine. The fraction reached is ``roofline time / measured time``; target ≥ 0.5 at
 d ≥ 1024 (below, a fixed per-call overhead of tens of µs exceeds the roofline time), for each
 n: n = 8, where every gradient is a product with an 8-row matrix (skinny products that
 XLA:CPU runs far from its square-matmul peak), and n = 128, a training minibatch. Each
