@@ -120,6 +120,19 @@ def _color(p: Any) -> str:
     return L2_COLOR if _num(p) == 2.0 else LINF_COLOR
 
 
+def _loss_curves(ax: Any, sel: list[tuple[str, dict]]) -> None:
+    """Each run's loss history L(θ_t) on ``ax``: colour by p, line style by optimizer, the
+    line tagged with its run's key (``run:KEY``)."""
+    for k, r in sel:
+        (line,) = ax.plot(
+            _get(r["history"], "loss"),
+            color=_color(r["p"]),
+            ls=_OPT_STYLE.get(r["optimizer"], "-."),
+            label=f"{_pname(r['p'])}, {r['optimizer']}",
+        )
+        line.set_gid(f"run:{k}")
+
+
 def _handles(axes) -> tuple[list, list[str]]:
     """The legend entries of ``axes``, each label once (its first handle)."""
     seen: dict[str, Any] = {}
@@ -323,14 +336,7 @@ def linear_training(runs: list[dict], path: str | Path | None = None) -> Figure:
         sel = [(k, r) for k, r in _runs(runs) if r["data"] == data and _num(r["eps_l2"]) == e2]
         where = f"{data}, {_budget_name([r for _, r in sel])}"
         ax = axes[i, 0]
-        for k, r in sel:
-            (line,) = ax.plot(
-                _get(r["history"], "loss"),
-                color=_color(r["p"]),
-                ls=_OPT_STYLE.get(r["optimizer"], "-."),
-                label=f"{_pname(r['p'])}, {r['optimizer']}",
-            )
-            line.set_gid(f"run:{k}")
+        _loss_curves(ax, sel)
         ax.set_title(f"adversarial loss L(θ_t) (closed-form attack)\n{where}", fontsize=10)
         ax.set_ylabel("L (nats)")
         ax = axes[i, 1]
@@ -595,14 +601,7 @@ def mlp_training(
         where = _budget_name([r for _, r in sel])
         ax0, ax1, ax2 = (fig.add_subplot(gs[i, j]) for j in range(3))
         axes += [ax0, ax1, ax2]
-        for k, r in sel:
-            (line,) = ax0.plot(
-                _get(r["history"], "loss"),
-                color=_color(r["p"]),
-                ls=_OPT_STYLE.get(r["optimizer"], "-."),
-                label=f"{_pname(r['p'])}, {r['optimizer']}",
-            )
-            line.set_gid(f"run:{k}")
+        _loss_curves(ax0, sel)
         ax0.set_title(f"adversarial loss under the training attack (PGD)\n{where}", fontsize=10)
         ax0.set_ylabel("L (nats)")
         for k, r in sel:
